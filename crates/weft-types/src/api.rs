@@ -1,0 +1,190 @@
+//! The messages of the local HTTP/JSON API, shared by the agent and the CLI.
+//!
+//! Requests deserialise straight into validated types, so a malformed name or CIDR is
+//! refused at the edge with a message naming the field.
+
+use crate::{
+    DriverName, EndpointId, Hostname, Labels, MacAddr, Name, NetworkId, Options, SandboxId, Scope,
+};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Path prefix of every API route, versioned so the CLI and agent can evolve apart.
+pub const API_PREFIX: &str = "/v1";
+
+/// One subnet asked for at network creation. With no subnet, one is picked from the
+/// predefined pools; gateway and range must lie inside the subnet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetRequest {
+    #[serde(default)]
+    pub subnet: Option<IpNet>,
+    #[serde(default)]
+    pub gateway: Option<IpAddr>,
+    #[serde(default)]
+    pub ip_range: Option<IpNet>,
+}
+
+/// `POST /v1/networks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNetworkRequest {
+    pub name: Name,
+    /// Defaults to `bridge`, as Docker does.
+    #[serde(default)]
+    pub driver: Option<DriverName>,
+    #[serde(default)]
+    pub subnets: Vec<SubnetRequest>,
+    #[serde(default)]
+    pub ipv6: bool,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub options: Options,
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+/// A subnet as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubnetInfo {
+    pub subnet: IpNet,
+    pub gateway: IpAddr,
+    pub ip_range: Option<IpNet>,
+}
+
+/// An endpoint as listed inside a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkEndpoint {
+    pub id: EndpointId,
+    pub name: Name,
+    pub ipv4: Option<IpNet>,
+    pub ipv6: Option<IpNet>,
+    pub mac: MacAddr,
+    pub sandbox: Option<Name>,
+}
+
+/// A network as reported by `ls` and `inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    pub id: NetworkId,
+    pub name: Name,
+    pub driver: DriverName,
+    pub scope: Scope,
+    pub subnets: Vec<SubnetInfo>,
+    pub ipv6: bool,
+    pub internal: bool,
+    pub attachable: bool,
+    pub options: Options,
+    pub labels: Labels,
+    pub created_ms: u64,
+    /// Local endpoints, sorted by name.
+    pub endpoints: Vec<NetworkEndpoint>,
+}
+
+/// `POST /v1/networks/{network}/endpoints`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpointRequest {
+    pub name: Name,
+    /// A specific IPv4 address; otherwise the next free one.
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    /// A specific IPv6 address on an IPv6 network.
+    #[serde(default)]
+    pub ipv6: Option<IpAddr>,
+    /// A specific MAC; otherwise derived from the IPv4 address.
+    #[serde(default)]
+    pub mac: Option<MacAddr>,
+    #[serde(default)]
+    pub aliases: Vec<Name>,
+    #[serde(default)]
+    pub service: Option<Name>,
+}
+
+/// An endpoint as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointInfo {
+    pub id: EndpointId,
+    pub name: Name,
+    pub network_id: NetworkId,
+    pub network: Name,
+    pub ipv4: Option<IpNet>,
+    pub ipv6: Option<IpNet>,
+    pub mac: MacAddr,
+    pub aliases: Vec<Name>,
+    pub service: Option<Name>,
+    pub sandbox: Option<Name>,
+    pub created_ms: u64,
+}
+
+/// `POST /v1/networks/{network}/endpoints/{endpoint}/join`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The sandbox's name or id.
+    pub sandbox: String,
+}
+
+/// `POST /v1/sandboxes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSandboxRequest {
+    pub name: Name,
+    #[serde(default)]
+    pub hostname: Option<Hostname>,
+}
+
+/// One endpoint joined to a sandbox, in join order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxEndpoint {
+    pub endpoint_id: EndpointId,
+    pub endpoint: Name,
+    pub network: Name,
+    pub ipv4: Option<IpNet>,
+    pub ipv6: Option<IpNet>,
+    pub mac: MacAddr,
+}
+
+/// A sandbox as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    pub id: SandboxId,
+    pub name: Name,
+    pub hostname: Option<Hostname>,
+    pub created_ms: u64,
+    pub endpoints: Vec<SandboxEndpoint>,
+}
+
+/// `GET /v1/version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: String,
+    pub api: String,
+    pub node_name: String,
+}
+
+/// The body of every error answer.
+pub type ErrorBody = crate::Error;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_network_defaults_and_validation() {
+        let req: CreateNetworkRequest = serde_json::from_str(r#"{"name":"n1"}"#).unwrap();
+        assert!(req.subnets.is_empty() && req.driver.is_none());
+        let bad = serde_json::from_str::<CreateNetworkRequest>(r#"{"name":""}"#).unwrap_err();
+        assert!(bad.to_string().contains("empty"), "{bad}");
+        let bad_cidr = serde_json::from_str::<CreateNetworkRequest>(
+            r#"{"name":"n","subnets":[{"subnet":"198.19.0.0/33"}]}"#,
+        );
+        assert!(bad_cidr.is_err());
+        let unknown = serde_json::from_str::<CreateNetworkRequest>(r#"{"name":"n","colour":1}"#);
+        assert!(unknown.unwrap_err().to_string().contains("colour"));
+    }
+}

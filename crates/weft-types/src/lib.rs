@@ -1,0 +1,24 @@
+//! The vocabulary every weft crate shares: ids, validated names, the errors users see,
+//! options and labels, scopes, the persisted records and the API messages, and the
+//! versioned binary encoding used to store records.
+//!
+//! This crate holds no logic beyond parsing and validation: no I/O, no allocation policy.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod error;
+pub mod id;
+pub mod mac;
+pub mod name;
+pub mod options;
+pub mod record;
+pub mod wire;
+
+pub use error::{Error, ErrorKind};
+pub use id::{EndpointId, NetworkId, SandboxId};
+pub use mac::MacAddr;
+pub use name::{DriverName, Hostname, Name};
+pub use options::{Labels, Options};
+pub use record::{
+    Attachment, EndpointRecord, Lifecycle, NetworkRecord, SandboxRecord, Scope, SubnetConfig,
+};
