@@ -1,1 +1,104 @@
-fn main() {}
+//! `weft`: the agent daemon and the command line that talks to it.
+
+mod client;
+mod cmd;
+mod config;
+mod output;
+mod server;
+
+use clap::{Parser, Subcommand};
+use client::{CallError, Client};
+use cmd::Ctx;
+use output::Format;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about = "A multi-host container network")]
+struct Cli {
+    /// The agent's API socket.
+    #[arg(
+        long,
+        global = true,
+        env = "WEFT_HOST",
+        default_value = "unix:///run/weft/weft.sock"
+    )]
+    host: String,
+    /// Output format of listings and inspections.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent.
+    Agent(cmd::agent::AgentArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(cmd::network::NetworkCmd),
+    /// Manage endpoints.
+    #[command(subcommand)]
+    Endpoint(cmd::endpoint::EndpointCmd),
+    /// Manage sandboxes.
+    #[command(subcommand)]
+    Sandbox(cmd::sandbox::SandboxCmd),
+    /// Show the client's and the agent's versions.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A well-formed command with a bad value is bad input (exit 1, one line);
+        // anything else clap rejects is a usage error (exit 2, with usage).
+        Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            eprintln!("error: {first}");
+            return ExitCode::from(1);
+        }
+        Err(e) => e.exit(),
+    };
+    let result = match cli.command {
+        Command::Agent(args) => cmd::agent::run(args).map_err(CallError::Transport),
+        command => run_client(command, &cli.host, cli.format),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_client(command: Command, host: &str, format: Format) -> Result<(), CallError> {
+    let client = Client::from_host(host)?;
+    let ctx = Ctx { client, format };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CallError::Transport(e.into()))?;
+    runtime.block_on(async {
+        match command {
+            Command::Network(c) => cmd::network::run(c, &ctx).await,
+            Command::Endpoint(c) => cmd::endpoint::run(c, &ctx).await,
+            Command::Sandbox(c) => cmd::sandbox::run(c, &ctx).await,
+            Command::Version => cmd::version::run(&ctx).await,
+            Command::Agent(_) => Ok(()),
+        }
+    })
+}
+
+/// The error and its causes on one line.
+fn one_line(e: &CallError) -> String {
+    match e {
+        CallError::Api(e) => e.message.clone(),
+        CallError::Transport(e) => format!("{e:#}").replace('\n', " "),
+    }
+}

@@ -1,1 +1,19 @@
-//! placeholder
+//! The controller: the per-host owner of networks, endpoints and sandboxes.
+//!
+//! [`Controller`] is an actix actor that serialises every operation; the logic lives in
+//! [`core::Core`], plain async Rust that persists intent before acting, rolls back
+//! every earlier step when a later one fails, and finishes or undoes half-done
+//! operations when it starts. It is not the kernel (drivers and weft-os are) and not the
+//! API (node/ is).
+#![forbid(unsafe_code)]
+
+mod actor;
+pub mod core;
+pub mod crash;
+
+pub use actor::{
+    Controller, CreateEndpoint, CreateNetwork, CreateSandbox, DeleteEndpoint, DeleteNetwork,
+    DeleteSandbox, InspectNetwork, InspectSandbox, JoinEndpoint, LeaveEndpoint, ListEndpoints,
+    ListNetworks, ListSandboxes, Observe,
+};
+pub use core::{ControllerConfig, ControllerSnapshot, Core};

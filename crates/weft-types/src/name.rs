@@ -60,6 +60,16 @@ impl DriverName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The `null` driver: addresses, no connectivity.
+    pub fn null() -> Self {
+        DriverName("null".into())
+    }
+
+    /// The default driver when none is named, as in Docker.
+    pub fn bridge() -> Self {
+        DriverName("bridge".into())
+    }
 }
 
 impl FromStr for DriverName {

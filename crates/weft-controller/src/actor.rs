@@ -1,0 +1,182 @@
+//! The Controller actor: one per host. It runs one operation at a time, so checks and
+//! the changes that follow them cannot interleave (two concurrent creates of one name:
+//! exactly one succeeds).
+//!
+//! Mutating handlers answer with an [`AtomicResponse`]: the actor takes its [`Core`],
+//! runs the operation to completion (store commits and driver calls are awaited, off the
+//! actor's thread where they block), and puts it back before the next message.
+
+use crate::core::{ControllerSnapshot, Core};
+use actix::prelude::*;
+use futures_util::future::LocalBoxFuture;
+use weft_types::Error;
+use weft_types::api::{
+    CreateEndpointRequest, CreateNetworkRequest, CreateSandboxRequest, EndpointInfo, NetworkInfo,
+    SandboxInfo,
+};
+
+/// The controller actor.
+#[derive(Debug)]
+pub struct Controller {
+    /// Taken while an operation runs; always back before the next message.
+    core: Option<Core>,
+}
+
+impl Controller {
+    pub fn new(core: Core) -> Self {
+        Controller { core: Some(core) }
+    }
+
+    /// Runs `op` on the core with the mailbox held.
+    fn exclusive<R: 'static>(
+        &mut self,
+        op: impl FnOnce(Core) -> LocalBoxFuture<'static, (Core, Result<R, Error>)> + 'static,
+    ) -> AtomicResponse<Self, Result<R, Error>> {
+        let Some(core) = self.core.take() else {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(busy()))));
+        };
+        AtomicResponse::new(Box::pin(op(core).into_actor(self).map(
+            |(core, result), act, _| {
+                act.core = Some(core);
+                result
+            },
+        )))
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Core) -> Result<R, Error>) -> Result<R, Error> {
+        self.core.as_ref().map_or_else(|| Err(busy()), f)
+    }
+}
+
+fn busy() -> Error {
+    // Unreachable while the actor holds the mailbox during operations.
+    Error::internal("controller state is unavailable: an operation did not complete".to_owned())
+}
+
+impl Actor for Controller {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // API requests wait for their turn rather than being refused.
+        ctx.set_mailbox_capacity(1024);
+    }
+}
+
+/// Declares a message, its result, and a handler running `$body` with the core.
+macro_rules! mutation {
+    ($(#[$doc:meta])* $msg:ident { $($field:ident : $ty:ty),* $(,)? } -> $ret:ty,
+     |$core:ident, $m:ident| $body:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $msg { $(pub $field: $ty),* }
+
+        impl Message for $msg {
+            type Result = Result<$ret, Error>;
+        }
+
+        impl Handler<$msg> for Controller {
+            type Result = AtomicResponse<Self, Result<$ret, Error>>;
+            fn handle(&mut self, $m: $msg, _: &mut Context<Self>) -> Self::Result {
+                self.exclusive(move |mut $core| {
+                    Box::pin(async move {
+                        let result = $body.await;
+                        ($core, result)
+                    })
+                })
+            }
+        }
+    };
+}
+
+mutation!(
+    /// Creates a network.
+    CreateNetwork { request: CreateNetworkRequest } -> NetworkInfo,
+    |core, m| core.create_network(m.request)
+);
+mutation!(
+    /// Deletes a network by name, id or id prefix.
+    DeleteNetwork { network: String, force: bool } -> (),
+    |core, m| core.delete_network(&m.network, m.force)
+);
+mutation!(
+    /// Creates an endpoint on a network.
+    CreateEndpoint { network: String, request: CreateEndpointRequest } -> EndpointInfo,
+    |core, m| core.create_endpoint(&m.network, m.request)
+);
+mutation!(
+    /// Deletes an endpoint.
+    DeleteEndpoint { network: String, endpoint: String, force: bool } -> (),
+    |core, m| core.delete_endpoint(&m.network, &m.endpoint, m.force)
+);
+mutation!(
+    /// Joins an endpoint to a sandbox.
+    JoinEndpoint { network: String, endpoint: String, sandbox: String } -> (),
+    |core, m| core.join(&m.network, &m.endpoint, &m.sandbox)
+);
+mutation!(
+    /// Makes an endpoint leave its sandbox.
+    LeaveEndpoint { network: String, endpoint: String } -> (),
+    |core, m| core.leave(&m.network, &m.endpoint)
+);
+mutation!(
+    /// Creates a sandbox.
+    CreateSandbox { request: CreateSandboxRequest } -> SandboxInfo,
+    |core, m| core.create_sandbox(m.request)
+);
+mutation!(
+    /// Deletes a sandbox.
+    DeleteSandbox { sandbox: String, force: bool } -> (),
+    |core, m| core.delete_sandbox(&m.sandbox, m.force)
+);
+
+/// Declares a read-only message answered from the core in place.
+macro_rules! query {
+    ($(#[$doc:meta])* $msg:ident { $($field:ident : $ty:ty),* $(,)? } -> $ret:ty,
+     |$core:ident, $m:ident| $body:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $msg { $(pub $field: $ty),* }
+
+        impl Message for $msg {
+            type Result = Result<$ret, Error>;
+        }
+
+        impl Handler<$msg> for Controller {
+            type Result = Result<$ret, Error>;
+            fn handle(&mut self, $m: $msg, _: &mut Context<Self>) -> Self::Result {
+                self.read(|$core| $body)
+            }
+        }
+    };
+}
+
+query!(
+    /// Lists ready networks.
+    ListNetworks {} -> Vec<NetworkInfo>,
+    |core, _m| Ok(core.list_networks())
+);
+query!(
+    /// One network.
+    InspectNetwork { network: String } -> NetworkInfo,
+    |core, m| core.inspect_network(&m.network)
+);
+query!(
+    /// Lists endpoints, of one network or all.
+    ListEndpoints { network: Option<String> } -> Vec<EndpointInfo>,
+    |core, m| core.list_endpoints(m.network.as_deref())
+);
+query!(
+    /// Lists sandboxes.
+    ListSandboxes {} -> Vec<SandboxInfo>,
+    |core, _m| Ok(core.list_sandboxes())
+);
+query!(
+    /// One sandbox.
+    InspectSandbox { sandbox: String } -> SandboxInfo,
+    |core, m| core.inspect_sandbox(&m.sandbox)
+);
+query!(
+    /// The lifecycle of every object (tests, diagnostics).
+    Observe {} -> ControllerSnapshot,
+    |core, _m| Ok(core.snapshot())
+);

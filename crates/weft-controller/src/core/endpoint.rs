@@ -1,0 +1,443 @@
+//! Endpoints: creation with addresses from the network's pools, deletion, and joining
+//! and leaving sandboxes. An endpoint joins at most one sandbox; a sandbox has at most
+//! one endpoint per network.
+
+use super::{Core, now_ms};
+use crate::crash;
+use ipnet::IpNet;
+use std::net::IpAddr;
+use tracing::{info, warn};
+use weft_ipam::{AddressRequest, PoolId};
+use weft_types::api::{CreateEndpointRequest, EndpointInfo};
+use weft_types::{
+    Attachment, EndpointId, EndpointRecord, Error, ErrorKind, Lifecycle, MacAddr, NetworkRecord,
+    SandboxId,
+};
+
+impl Core {
+    /// Creates an endpoint on a network; on any failure nothing of it remains.
+    pub async fn create_endpoint(
+        &mut self,
+        network_ref: &str,
+        req: CreateEndpointRequest,
+    ) -> Result<EndpointInfo, Error> {
+        let network = self.find_ready_network(network_ref)?.clone();
+        if let Some(e) = self.endpoints_of(&network.id).find(|e| e.name == req.name) {
+            return Err(Error::already_exists(format!(
+                "endpoint {} on network {} (id {})",
+                req.name,
+                network.name,
+                e.id.short()
+            )));
+        }
+        let driver = self.network_driver(&network)?;
+        let (ipv4, ipv6) = self.allocate_endpoint_addresses(&network, &req)?;
+        let mac = req.mac.unwrap_or_else(|| match ipv4 {
+            Some(IpNet::V4(v4)) => MacAddr::from_ipv4(v4.addr()),
+            _ => MacAddr::random(),
+        });
+        let mut record = EndpointRecord {
+            id: EndpointId::random(),
+            name: req.name,
+            network: network.id.clone(),
+            ipv4,
+            ipv6,
+            mac,
+            aliases: req.aliases,
+            service: req.service,
+            attachment: Attachment::Detached,
+            created_ms: now_ms(),
+            lifecycle: Lifecycle::Creating,
+        };
+        if let Err(e) = self.save(record.clone()).await {
+            self.release_endpoint_addresses(&record);
+            return Err(e);
+        }
+        crash::point(crash::ENDPOINT_CREATE_INTENT);
+        if let Err(e) = driver.create_endpoint(&network, &record).await {
+            self.undo_endpoint_create(&record).await;
+            return Err(e.into());
+        }
+        crash::point(crash::ENDPOINT_CREATE_DRIVER);
+        record.lifecycle = Lifecycle::Ready;
+        if let Err(e) = self.save(record.clone()).await {
+            self.undo_endpoint_create(&record).await;
+            return Err(e);
+        }
+        crash::point(crash::ENDPOINT_CREATE_DONE);
+        info!(endpoint = %record.name, network = %network.name, ip = ?record.ipv4, "created endpoint");
+        self.endpoint_info(&record.id)
+    }
+
+    /// Deletes an endpoint; with `force`, leaving its sandbox first.
+    pub async fn delete_endpoint(
+        &mut self,
+        network_ref: &str,
+        endpoint_ref: &str,
+        force: bool,
+    ) -> Result<(), Error> {
+        let network = self.find_network(network_ref)?.clone();
+        let endpoint = self.find_endpoint(&network, endpoint_ref)?.id.clone();
+        self.delete_endpoint_record(endpoint, force).await
+    }
+
+    /// Deletes an endpoint by id. Also run at start for endpoints left half-done.
+    pub(crate) async fn delete_endpoint_record(
+        &mut self,
+        id: EndpointId,
+        force: bool,
+    ) -> Result<(), Error> {
+        let Some(mut endpoint) = self.endpoints.get(&id).map(|s| s.record.clone()) else {
+            return Ok(());
+        };
+        if let Some(sandbox) = endpoint.attachment.sandbox() {
+            if !force {
+                return Err(Error::new(
+                    ErrorKind::ActiveContainer,
+                    format!(
+                        "endpoint {} is joined to sandbox {}: leave first or use --force",
+                        endpoint.name,
+                        self.sandbox_name(sandbox)
+                    ),
+                ));
+            }
+            self.detach(id.clone()).await?;
+            endpoint = self
+                .endpoints
+                .get(&id)
+                .map(|s| s.record.clone())
+                .unwrap_or(endpoint);
+        }
+        if endpoint.lifecycle != Lifecycle::Deleting {
+            endpoint.lifecycle = Lifecycle::Deleting;
+            self.save(endpoint.clone()).await?;
+        }
+        crash::point(crash::ENDPOINT_DELETE_MARK);
+        if let Some(network) = self
+            .networks
+            .get(&endpoint.network)
+            .map(|s| s.record.clone())
+        {
+            self.network_driver(&network)?
+                .delete_endpoint(&network.id, &endpoint.id)
+                .await?;
+        }
+        crash::point(crash::ENDPOINT_DELETE_DRIVER);
+        // Nothing is written between the release and the final delete (see network.rs).
+        self.release_endpoint_addresses(&endpoint);
+        crash::point(crash::ENDPOINT_DELETE_RELEASE);
+        self.erase::<EndpointRecord>(&endpoint.id).await?;
+        crash::point(crash::ENDPOINT_DELETE_DONE);
+        info!(endpoint = %endpoint.name, id = %endpoint.id.short(), "deleted endpoint");
+        Ok(())
+    }
+
+    /// Joins an endpoint to a sandbox.
+    pub async fn join(
+        &mut self,
+        network_ref: &str,
+        endpoint_ref: &str,
+        sandbox_ref: &str,
+    ) -> Result<(), Error> {
+        let network = self.find_ready_network(network_ref)?.clone();
+        let mut endpoint = self.find_endpoint(&network, endpoint_ref)?.clone();
+        let sandbox = self.find_sandbox(sandbox_ref)?.clone();
+        self.check_join(&network, &endpoint, &sandbox.id, sandbox.name.as_str())?;
+        let driver = self.network_driver(&network)?;
+        endpoint.attachment = Attachment::Joining(sandbox.id.clone());
+        self.save(endpoint.clone()).await?;
+        crash::point(crash::JOIN_INTENT);
+        if let Err(e) = driver.join(&network, &endpoint, &sandbox).await {
+            self.undo_join(&network, endpoint).await;
+            return Err(e.into());
+        }
+        crash::point(crash::JOIN_DRIVER);
+        endpoint.attachment = Attachment::Joined(sandbox.id.clone());
+        if let Err(e) = self.save(endpoint.clone()).await {
+            self.undo_join(&network, endpoint).await;
+            return Err(e);
+        }
+        crash::point(crash::JOIN_DONE);
+        info!(endpoint = %endpoint.name, sandbox = %sandbox.name, network = %network.name, "joined");
+        Ok(())
+    }
+
+    /// Detaches an endpoint from its sandbox.
+    pub async fn leave(&mut self, network_ref: &str, endpoint_ref: &str) -> Result<(), Error> {
+        let network = self.find_network(network_ref)?.clone();
+        let endpoint = self.find_endpoint(&network, endpoint_ref)?.clone();
+        if endpoint.attachment.sandbox().is_none() {
+            return Err(Error::forbidden(format!(
+                "endpoint {} is not joined to any sandbox",
+                endpoint.name
+            )));
+        }
+        self.detach(endpoint.id).await
+    }
+
+    /// The leave steps: mark `leaving`, driver, mark `detached`. Also run at start for
+    /// endpoints caught joining or leaving.
+    pub(crate) async fn detach(&mut self, id: EndpointId) -> Result<(), Error> {
+        let Some(mut endpoint) = self.endpoints.get(&id).map(|s| s.record.clone()) else {
+            return Ok(());
+        };
+        let Some(sandbox) = endpoint.attachment.sandbox().cloned() else {
+            return Ok(());
+        };
+        if endpoint.attachment != Attachment::Leaving(sandbox.clone()) {
+            endpoint.attachment = Attachment::Leaving(sandbox.clone());
+            self.save(endpoint.clone()).await?;
+        }
+        crash::point(crash::LEAVE_INTENT);
+        if let Some(network) = self
+            .networks
+            .get(&endpoint.network)
+            .map(|s| s.record.clone())
+        {
+            self.network_driver(&network)?
+                .leave(&network, &endpoint, &sandbox)
+                .await?;
+        }
+        crash::point(crash::LEAVE_DRIVER);
+        endpoint.attachment = Attachment::Detached;
+        self.save(endpoint.clone()).await?;
+        crash::point(crash::LEAVE_DONE);
+        info!(endpoint = %endpoint.name, sandbox = %sandbox.short(), "left");
+        Ok(())
+    }
+
+    fn check_join(
+        &self,
+        network: &NetworkRecord,
+        endpoint: &EndpointRecord,
+        sandbox: &SandboxId,
+        sandbox_name: &str,
+    ) -> Result<(), Error> {
+        if let Some(current) = endpoint.attachment.sandbox() {
+            return Err(Error::forbidden(format!(
+                "endpoint {} is already joined to sandbox {}",
+                endpoint.name,
+                self.sandbox_name(current)
+            )));
+        }
+        if let Some(other) = self
+            .endpoints_of(&network.id)
+            .find(|e| e.attachment.sandbox() == Some(sandbox))
+        {
+            return Err(Error::forbidden(format!(
+                "sandbox {sandbox_name} is already on network {} through endpoint {}",
+                network.name, other.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Undoes a join whose intent was persisted; failures leave it `joining`, which the
+    /// next start detaches.
+    async fn undo_join(&mut self, network: &NetworkRecord, mut endpoint: EndpointRecord) {
+        let Some(sandbox) = endpoint.attachment.sandbox().cloned() else {
+            return;
+        };
+        let result = match self.network_driver(network) {
+            Ok(driver) => driver
+                .leave(network, &endpoint, &sandbox)
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            warn!(endpoint = %endpoint.name, error = %e, "rollback: driver failed to undo join");
+            return;
+        }
+        endpoint.attachment = Attachment::Detached;
+        if let Err(e) = self.save(endpoint.clone()).await {
+            warn!(endpoint = %endpoint.name, error = %e, "rollback: failed to persist detached endpoint");
+        }
+    }
+
+    async fn undo_endpoint_create(&mut self, endpoint: &EndpointRecord) {
+        if let Some(network) = self
+            .networks
+            .get(&endpoint.network)
+            .map(|s| s.record.clone())
+        {
+            let deleted = match self.network_driver(&network) {
+                Ok(d) => d
+                    .delete_endpoint(&network.id, &endpoint.id)
+                    .await
+                    .map_err(Error::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = deleted {
+                warn!(endpoint = %endpoint.name, error = %e, "rollback: driver failed to delete endpoint");
+                return;
+            }
+        }
+        self.release_endpoint_addresses(endpoint);
+        if let Err(e) = self.erase::<EndpointRecord>(&endpoint.id).await {
+            warn!(endpoint = %endpoint.name, error = %e, "rollback: failed to delete endpoint record");
+        }
+    }
+
+    /// Picks the endpoint's addresses: the requested ones, or the next free ones.
+    fn allocate_endpoint_addresses(
+        &mut self,
+        network: &NetworkRecord,
+        req: &CreateEndpointRequest,
+    ) -> Result<(Option<IpNet>, Option<IpNet>), Error> {
+        if matches!(req.ip, Some(IpAddr::V6(_))) {
+            return Err(Error::invalid(
+                "--ip takes an IPv4 address; use --ipv6 for IPv6".to_owned(),
+            ));
+        }
+        if matches!(req.ipv6, Some(IpAddr::V4(_))) {
+            return Err(Error::invalid("--ipv6 takes an IPv6 address".to_owned()));
+        }
+        if req.ipv6.is_some() && !network.ipv6 {
+            return Err(Error::invalid(format!(
+                "network {} has no IPv6 subnet",
+                network.name
+            )));
+        }
+        let ipv4 = self.allocate_address(network, false, req.ip)?;
+        let ipv6 = if network.ipv6 {
+            match self.allocate_address(network, true, req.ipv6) {
+                Ok(a) => a,
+                Err(e) => {
+                    if let Some(v4) = ipv4 {
+                        self.release_address(network, v4);
+                    }
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        Ok((ipv4, ipv6))
+    }
+
+    /// One address of the given family: `wanted` from the subnet that holds it, or the
+    /// next free one from the first subnet that has one.
+    fn allocate_address(
+        &mut self,
+        network: &NetworkRecord,
+        v6: bool,
+        wanted: Option<IpAddr>,
+    ) -> Result<Option<IpNet>, Error> {
+        let candidates: Vec<(PoolId, u8)> = self
+            .network_pools(network)
+            .filter(|(pool, _)| pool.subnet.addr().is_ipv6() == v6)
+            .collect();
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        if let Some(ip) = wanted {
+            let (pool, prefix) = candidates
+                .iter()
+                .find(|(pool, _)| pool.subnet.contains(&ip))
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "address {ip} is not in any subnet of network {}",
+                        network.name
+                    ))
+                })?;
+            self.ipam
+                .request_address(pool, AddressRequest::Specific(ip))?;
+            return Ok(Some(host_net(ip, *prefix)));
+        }
+        let mut last = None;
+        for (pool, prefix) in &candidates {
+            // Serial: a just-released address is not handed out again at once, so stale
+            // ARP entries and DNS answers elsewhere do not reach the wrong endpoint.
+            match self
+                .ipam
+                .request_address(pool, AddressRequest::Any { serial: true })
+            {
+                Ok(ip) => return Ok(Some(host_net(ip, *prefix))),
+                Err(e) => {
+                    let e = Error::from(e);
+                    if e.kind != ErrorKind::Exhausted {
+                        return Err(e);
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| Error::internal("no pool answered".to_owned()))
+            .context(format!("network {}", network.name)))
+    }
+
+    /// The network's pools with their prefix lengths.
+    fn network_pools(&self, network: &NetworkRecord) -> impl Iterator<Item = (PoolId, u8)> + '_ {
+        self.pools
+            .get(&network.id)
+            .into_iter()
+            .flatten()
+            .map(|p| (*p, p.subnet.prefix_len()))
+    }
+
+    /// Reserves, at start, the addresses of a stored endpoint.
+    pub(crate) fn reserve_endpoint(&mut self, endpoint: &EndpointRecord) -> Result<(), Error> {
+        let Some(network) = self
+            .networks
+            .get(&endpoint.network)
+            .map(|s| s.record.clone())
+        else {
+            return Ok(());
+        };
+        let mut reserved = Vec::new();
+        for addr in [endpoint.ipv4, endpoint.ipv6].into_iter().flatten() {
+            match self.allocate_address(&network, addr.addr().is_ipv6(), Some(addr.addr())) {
+                Ok(_) => reserved.push(addr),
+                Err(e) => {
+                    for r in reserved {
+                        self.release_address(&network, r);
+                    }
+                    return Err(e.context(format!(
+                        "stored endpoint {} ({})",
+                        endpoint.name,
+                        endpoint.id.short()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn release_endpoint_addresses(&mut self, endpoint: &EndpointRecord) {
+        let Some(network) = self
+            .networks
+            .get(&endpoint.network)
+            .map(|s| s.record.clone())
+        else {
+            return;
+        };
+        for addr in [endpoint.ipv4, endpoint.ipv6].into_iter().flatten() {
+            self.release_address(&network, addr);
+        }
+    }
+
+    fn release_address(&mut self, network: &NetworkRecord, addr: IpNet) {
+        let pool = self
+            .network_pools(network)
+            .find(|(p, _)| p.subnet.contains(&addr.addr()));
+        if let Some((pool, _)) = pool
+            && let Err(e) = self.ipam.release_address(&pool, addr.addr())
+        {
+            warn!(%addr, %pool, error = %e, "failed to release address");
+        }
+    }
+
+    pub(crate) fn sandbox_name(&self, id: &SandboxId) -> String {
+        self.sandboxes
+            .get(id)
+            .map_or_else(|| id.short().to_owned(), |s| s.record.name.to_string())
+    }
+}
+
+fn host_net(ip: IpAddr, prefix: u8) -> IpNet {
+    // The prefix comes from a valid pool of the same family, so this cannot fail; fall
+    // back to a host route rather than panic.
+    IpNet::new(ip, prefix).unwrap_or_else(|_| IpNet::from(ip))
+}

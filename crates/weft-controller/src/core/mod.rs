@@ -1,0 +1,251 @@
+//! The controller's logic, free of actors: what exists, in memory and in the store, and
+//! the ordered steps of every operation.
+//!
+//! Rules every operation follows:
+//! - validate everything before changing anything;
+//! - persist intent (`creating`, `deleting`, `joining`, `leaving`) before calling a
+//!   driver, and the outcome after it, each commit flushed before the next step;
+//! - on a failure, undo the earlier steps in reverse order;
+//! - IPAM state is never stored: it is rebuilt from the records at start
+//!   ([`recovery`]), and the store is never written between an IPAM release and the
+//!   final delete of the record that held the addresses.
+
+mod endpoint;
+mod info;
+mod network;
+mod recovery;
+mod resolve;
+mod sandbox;
+
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{SystemTime, UNIX_EPOCH};
+use weft_drivers::DriverRegistry;
+use weft_ipam::{Ipam, IpamConfig, PoolId};
+use weft_store::{Expect, Store, StoreError, Txn};
+use weft_types::record::Record;
+use weft_types::{
+    EndpointId, EndpointRecord, Error, ErrorKind, Lifecycle, NetworkId, NetworkRecord, SandboxId,
+    SandboxRecord,
+};
+
+/// How the controller is set up.
+#[derive(Debug, Clone, Default)]
+pub struct ControllerConfig {
+    /// Predefined pools for automatically chosen subnets.
+    pub ipam: IpamConfig,
+}
+
+/// A record with the store version it was last written with.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored<R> {
+    pub record: R,
+    pub version: u64,
+}
+
+/// What exists on this host, for tests and diagnostics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ControllerSnapshot {
+    pub networks: BTreeMap<String, Lifecycle>,
+    pub endpoints: BTreeMap<String, (Lifecycle, Option<String>)>,
+    pub sandboxes: BTreeMap<String, Lifecycle>,
+}
+
+/// The controller's state and operations. Every operation takes `&mut self`: the actor
+/// runs one at a time.
+#[derive(Debug)]
+pub struct Core {
+    store: Store,
+    ipam: Ipam,
+    drivers: DriverRegistry,
+    networks: BTreeMap<NetworkId, Stored<NetworkRecord>>,
+    endpoints: BTreeMap<EndpointId, Stored<EndpointRecord>>,
+    sandboxes: BTreeMap<SandboxId, Stored<SandboxRecord>>,
+    /// IPAM pools per network, in the order of the network's subnets.
+    pools: HashMap<NetworkId, Vec<PoolId>>,
+}
+
+/// A record kind the core keeps in memory and in the store.
+pub(crate) trait Table: Record + Clone + Send + 'static {
+    type Id: Ord + Clone;
+    fn id(&self) -> Self::Id;
+    fn table(core: &mut Core) -> &mut BTreeMap<Self::Id, Stored<Self>>;
+    fn table_ref(core: &Core) -> &BTreeMap<Self::Id, Stored<Self>>;
+}
+
+macro_rules! impl_table {
+    ($record:ty, $id:ty, $field:ident) => {
+        impl Table for $record {
+            type Id = $id;
+            fn id(&self) -> $id {
+                self.id.clone()
+            }
+            fn table(core: &mut Core) -> &mut BTreeMap<$id, Stored<Self>> {
+                &mut core.$field
+            }
+            fn table_ref(core: &Core) -> &BTreeMap<$id, Stored<Self>> {
+                &core.$field
+            }
+        }
+    };
+}
+impl_table!(NetworkRecord, NetworkId, networks);
+impl_table!(EndpointRecord, EndpointId, endpoints);
+impl_table!(SandboxRecord, SandboxId, sandboxes);
+
+impl Core {
+    /// Loads the store, rebuilds IPAM and finishes or undoes what a crash interrupted.
+    pub async fn open(
+        config: ControllerConfig,
+        store: Store,
+        drivers: DriverRegistry,
+    ) -> Result<Core, Error> {
+        let ipam = Ipam::new(config.ipam)
+            .map_err(|e| Error::invalid(format!("ipam configuration: {e}")))?;
+        let mut core = Core {
+            store,
+            ipam,
+            drivers,
+            networks: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
+            sandboxes: BTreeMap::new(),
+            pools: HashMap::new(),
+        };
+        core.load().await?;
+        core.recover().await?;
+        Ok(core)
+    }
+
+    /// The lifecycle of every object, for tests and diagnostics.
+    pub fn snapshot(&self) -> ControllerSnapshot {
+        ControllerSnapshot {
+            networks: self
+                .networks
+                .iter()
+                .map(|(id, s)| (id.to_string(), s.record.lifecycle))
+                .collect(),
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|(id, s)| {
+                    let sandbox = s.record.attachment.sandbox().map(ToString::to_string);
+                    (id.to_string(), (s.record.lifecycle, sandbox))
+                })
+                .collect(),
+            sandboxes: self
+                .sandboxes
+                .iter()
+                .map(|(id, s)| (id.to_string(), s.record.lifecycle))
+                .collect(),
+        }
+    }
+
+    /// The allocator's state, to check that a restart rebuilds it identically.
+    pub fn ipam_snapshot(&self) -> weft_ipam::IpamSnapshot {
+        self.ipam.snapshot()
+    }
+
+    /// Writes `record`, expecting the version held in memory, and keeps the new version.
+    pub(crate) async fn save<R: Table>(&mut self, record: R) -> Result<(), Error> {
+        let expect = R::table_ref(self)
+            .get(&record.id())
+            .map_or(Expect::Absent, |s| Expect::Version(s.version));
+        let mut txn = Txn::new();
+        txn.put(&record, expect)
+            .map_err(|e| store_error(e, "encode"))?;
+        let versions = self.commit(txn).await?;
+        let version = versions.first().copied().unwrap_or_default();
+        R::table(self).insert(record.id(), Stored { record, version });
+        Ok(())
+    }
+
+    /// Deletes the record with `id` from the store, then from memory.
+    pub(crate) async fn erase<R: Table>(&mut self, id: &R::Id) -> Result<(), Error> {
+        let Some(stored) = R::table_ref(self).get(id) else {
+            return Ok(());
+        };
+        let mut txn = Txn::new();
+        txn.delete::<R>(&stored.record.key(), Expect::Version(stored.version))
+            .map_err(|e| store_error(e, "encode"))?;
+        self.commit(txn).await?;
+        R::table(self).remove(id);
+        Ok(())
+    }
+
+    /// Commits off the actor's thread: a commit flushes to disk.
+    async fn commit(&self, txn: Txn) -> Result<Vec<u64>, Error> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.commit(txn))
+            .await
+            .map_err(|e| Error::internal(format!("store commit task failed: {e}")))?
+            .map_err(|e| store_error(e, "commit"))
+    }
+
+    /// Reads every record into memory.
+    async fn load(&mut self) -> Result<(), Error> {
+        let store = self.store.clone();
+        let (networks, endpoints, sandboxes) = tokio::task::spawn_blocking(move || {
+            Ok::<_, StoreError>((
+                store.list::<NetworkRecord>()?,
+                store.list::<EndpointRecord>()?,
+                store.list::<SandboxRecord>()?,
+            ))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("store load task failed: {e}")))?
+        .map_err(|e| store_error(e, "load"))?;
+        for v in networks {
+            self.networks.insert(
+                v.value.id.clone(),
+                Stored {
+                    record: v.value,
+                    version: v.version,
+                },
+            );
+        }
+        for v in endpoints {
+            self.endpoints.insert(
+                v.value.id.clone(),
+                Stored {
+                    record: v.value,
+                    version: v.version,
+                },
+            );
+        }
+        for v in sandboxes {
+            self.sandboxes.insert(
+                v.value.id.clone(),
+                Stored {
+                    record: v.value,
+                    version: v.version,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn driver_for(
+        &self,
+        network: &NetworkRecord,
+    ) -> Result<std::sync::Arc<dyn weft_drivers::Driver>, Error> {
+        self.drivers.get(&network.driver)
+    }
+
+    /// Endpoints on `network`, in any lifecycle.
+    fn endpoints_of(&self, network: &NetworkId) -> impl Iterator<Item = &EndpointRecord> + Clone {
+        self.endpoints
+            .values()
+            .map(|s| &s.record)
+            .filter(move |e| &e.network == network)
+    }
+}
+
+fn store_error(e: StoreError, during: &str) -> Error {
+    Error::new(ErrorKind::Internal, format!("store {during} failed: {e}"))
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,154 @@
+//! A driver for tests: it keeps what exists in memory, records every call, and fails an
+//! operation on demand, so the controller's ordering, rollback and idempotence can be
+//! checked without a kernel.
+
+use crate::{Capability, Driver, DriverError, DriverOp, JoinInfo};
+use async_trait::async_trait;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use weft_types::{
+    DriverName, EndpointId, EndpointRecord, NetworkId, NetworkRecord, SandboxId, SandboxRecord,
+    Scope,
+};
+
+/// What the fake driver holds, inspectable by tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FakeState {
+    pub networks: BTreeSet<NetworkId>,
+    pub endpoints: BTreeSet<EndpointId>,
+    pub joins: BTreeSet<(EndpointId, SandboxId)>,
+    /// Every call, in order, with the object it was about.
+    pub calls: Vec<(DriverOp, String)>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: FakeState,
+    /// Operations to fail, with how many more times to fail them.
+    failures: HashMap<DriverOp, usize>,
+}
+
+/// Cloning shares the state, so a test keeps a handle while the controller owns the driver.
+#[derive(Debug, Clone)]
+pub struct FakeDriver {
+    name: DriverName,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeDriver {
+    pub fn new(name: DriverName) -> Self {
+        FakeDriver {
+            name,
+            inner: Arc::default(),
+        }
+    }
+
+    /// Makes the next `times` calls of `op` fail.
+    pub fn fail(&self, op: DriverOp, times: usize) {
+        self.lock().failures.insert(op, times);
+    }
+
+    /// A copy of the current state.
+    pub fn state(&self) -> FakeState {
+        self.lock().state.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock only means another test thread panicked; the data is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the call, then fails it if a failure is armed, else applies `change`.
+    fn call(
+        &self,
+        op: DriverOp,
+        object: String,
+        change: impl FnOnce(&mut FakeState),
+    ) -> Result<(), DriverError> {
+        let mut inner = self.lock();
+        inner.state.calls.push((op, object.clone()));
+        if let Some(left) = inner.failures.get_mut(&op).filter(|n| **n > 0) {
+            *left -= 1;
+            return Err(DriverError::Failed {
+                driver: self.name.clone(),
+                op,
+                object,
+                message: "injected failure".into(),
+            });
+        }
+        change(&mut inner.state);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Driver for FakeDriver {
+    fn name(&self) -> &DriverName {
+        &self.name
+    }
+
+    fn capability(&self) -> Capability {
+        Capability {
+            scope: Scope::Local,
+        }
+    }
+
+    async fn create_network(&self, network: &NetworkRecord) -> Result<(), DriverError> {
+        let id = network.id.clone();
+        self.call(DriverOp::CreateNetwork, id.to_string(), |s| {
+            s.networks.insert(id);
+        })
+    }
+
+    async fn delete_network(&self, network: &NetworkId) -> Result<(), DriverError> {
+        self.call(DriverOp::DeleteNetwork, network.to_string(), |s| {
+            s.networks.remove(network);
+        })
+    }
+
+    async fn create_endpoint(
+        &self,
+        _: &NetworkRecord,
+        endpoint: &EndpointRecord,
+    ) -> Result<(), DriverError> {
+        let id = endpoint.id.clone();
+        self.call(DriverOp::CreateEndpoint, id.to_string(), |s| {
+            s.endpoints.insert(id);
+        })
+    }
+
+    async fn delete_endpoint(
+        &self,
+        _: &NetworkId,
+        endpoint: &EndpointId,
+    ) -> Result<(), DriverError> {
+        self.call(DriverOp::DeleteEndpoint, endpoint.to_string(), |s| {
+            s.endpoints.remove(endpoint);
+        })
+    }
+
+    async fn join(
+        &self,
+        _: &NetworkRecord,
+        endpoint: &EndpointRecord,
+        sandbox: &SandboxRecord,
+    ) -> Result<JoinInfo, DriverError> {
+        let key = (endpoint.id.clone(), sandbox.id.clone());
+        self.call(DriverOp::Join, endpoint.id.to_string(), |s| {
+            s.joins.insert(key);
+        })?;
+        Ok(JoinInfo::default())
+    }
+
+    async fn leave(
+        &self,
+        _: &NetworkRecord,
+        endpoint: &EndpointRecord,
+        sandbox: &SandboxId,
+    ) -> Result<(), DriverError> {
+        let key = (endpoint.id.clone(), sandbox.clone());
+        self.call(DriverOp::Leave, endpoint.id.to_string(), |s| {
+            s.joins.remove(&key);
+        })
+    }
+}

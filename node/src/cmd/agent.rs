@@ -1,0 +1,124 @@
+//! `weft agent`: opens the store, starts the controller (which finishes whatever a
+//! crash interrupted), and serves the local API until SIGTERM or SIGINT.
+
+use crate::config::{AgentConfig, AgentSettings, LogFormat};
+use crate::server;
+use anyhow::Context;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::UnixListener;
+use tracing::info;
+use weft_controller::{Controller, ControllerConfig, Core};
+use weft_drivers::DriverRegistry;
+use weft_drivers::null::NullDriver;
+use weft_store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// TOML configuration file (keys as the long flags).
+    #[arg(long, env = "WEFT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: AgentSettings,
+}
+
+pub fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let config = AgentConfig::resolve(args.settings, args.config.as_deref())?;
+    init_logging(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // actix actors need their System; it runs on this thread, other tasks on the pool.
+    actix::System::with_tokio_rt(move || runtime).block_on(serve(config))
+}
+
+async fn serve(config: AgentConfig) -> anyhow::Result<()> {
+    let store = open_store(config.data_dir.clone()).await?;
+    let mut drivers = DriverRegistry::new();
+    drivers.register(Arc::new(NullDriver::new()));
+    let core = Core::open(
+        ControllerConfig {
+            ipam: config.ipam.clone(),
+        },
+        store,
+        drivers,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot start the controller: {e}"))?;
+    let controller = actix::Actor::start(Controller::new(core));
+    let listener = bind(&config.api_socket).await?;
+    info!(socket = %config.api_socket.display(), node = %config.node_name, "weft agent ready");
+    let app = server::router(controller, config.node_name.clone());
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    let _ = std::fs::remove_file(&config.api_socket);
+    served.context("API server failed")?;
+    info!("weft agent stopped");
+    Ok(())
+}
+
+async fn open_store(dir: PathBuf) -> anyhow::Result<Store> {
+    tokio::task::spawn_blocking(move || {
+        Store::open(&dir).with_context(|| format!("cannot open the store in {}", dir.display()))
+    })
+    .await
+    .context("store open task failed")?
+}
+
+/// Binds the API socket, refusing to take over one another agent still serves.
+async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            anyhow::bail!(
+                "another agent is serving {}: stop it first or use --api-socket",
+                path.display()
+            );
+        }
+        // A socket left by an agent that died: nobody answers on it.
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("cannot set permissions of {}", path.display()))?;
+    Ok(listener)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the agent still stops with the process.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: stopping"),
+        _ = int.recv() => info!("SIGINT: stopping"),
+    }
+}
+
+fn init_logging(config: &AgentConfig) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .map_err(|e| anyhow::anyhow!("invalid --log-level {:?}: {e}", config.log_level))?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let result = match config.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
