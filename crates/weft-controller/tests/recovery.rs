@@ -239,3 +239,28 @@ async fn a_corrupt_record_stops_start_with_its_name() {
         err.message
     );
 }
+
+#[tokio::test]
+async fn automatic_subnets_resume_after_the_newest_in_use_after_restart() {
+    let h = Harness::new();
+    {
+        let mut core = h.open().await.unwrap();
+        core.create_network(network("a", "null", None))
+            .await
+            .unwrap();
+        core.create_network(network("b", "null", None))
+            .await
+            .unwrap();
+    }
+    let mut core = h.open().await.unwrap();
+    core.delete_network("b", false).await.unwrap();
+    let c = core
+        .create_network(network("c", "null", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.subnets[0].subnet.to_string(),
+        "198.19.2.0/24",
+        "the just-released 198.19.1.0/24 is not reused at once"
+    );
+}

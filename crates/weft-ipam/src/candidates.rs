@@ -30,6 +30,19 @@ impl Candidates {
         candidates
     }
 
+    /// The global index of `net` when it is one of the candidates.
+    pub(crate) fn index_of(&self, net: &IpNet) -> Option<u128> {
+        self.pools
+            .iter()
+            .zip(&self.offsets)
+            .find_map(|(pool, offset)| {
+                let index = pool
+                    .index_after(crate::addr::to_u128(net.network()))
+                    .checked_sub(1)?;
+                (pool.nth(index) == Some(*net)).then_some(offset + index)
+            })
+    }
+
     /// The first candidate at or after global index `start`, wrapping once around, that
     /// `blocker` accepts. `blocker` returns `None` for a usable subnet, or the last address
     /// (as an integer) of whatever blocks it. Returns the candidate's global index.

@@ -234,6 +234,23 @@ impl Ipam {
         })
     }
 
+    /// Moves the automatic search of `id`'s space and family to just after `id`'s subnet,
+    /// when that subnet is one of the predefined pools. Used when rebuilding from stored
+    /// networks (in creation order), so that automatic pools resume after the last one
+    /// handed out rather than restart from the first.
+    pub fn resume_after(&mut self, id: &PoolId) {
+        let v6 = is_v6(&id.subnet);
+        let space = self.space_mut(id.space);
+        let (candidates, next) = if v6 {
+            (&space.v6, &mut space.next_v6)
+        } else {
+            (&space.v4, &mut space.next_v4)
+        };
+        if let Some(index) = candidates.index_of(&id.subnet) {
+            *next = index.saturating_add(1);
+        }
+    }
+
     /// Releases a pool and every address allocated in it.
     pub fn release_pool(&mut self, id: &PoolId) -> Result<(), IpamError> {
         self.pool(id)?;

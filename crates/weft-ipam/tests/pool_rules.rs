@@ -260,3 +260,64 @@ fn default_allocator_uses_dockers_pools() {
     assert_eq!(ipam.config(), &IpamConfig::default());
     assert!(ipam.snapshot().pools.is_empty());
 }
+
+#[test]
+fn resume_after_moves_the_automatic_search_past_a_predefined_pool() {
+    let mut ipam = weft_ipam::Ipam::new(weft_ipam::IpamConfig {
+        local: vec![weft_ipam::PredefinedPool::new("198.19.0.0/16".parse().unwrap(), 24).unwrap()],
+        global: vec![],
+    })
+    .unwrap();
+    let kept = weft_ipam::PoolRequest::explicit(
+        weft_ipam::AddressSpace::Local,
+        "198.19.5.0/24".parse().unwrap(),
+    );
+    let kept = ipam.request_pool(&kept).unwrap();
+    ipam.resume_after(&kept);
+    let next = ipam
+        .request_pool(&weft_ipam::PoolRequest::auto(
+            weft_ipam::AddressSpace::Local,
+            false,
+        ))
+        .unwrap();
+    assert_eq!(next.subnet.to_string(), "198.19.6.0/24");
+    // A subnet that is not a predefined candidate leaves the search where it was.
+    let odd = weft_ipam::PoolRequest::explicit(
+        weft_ipam::AddressSpace::Local,
+        "198.19.200.0/25".parse().unwrap(),
+    );
+    let odd = ipam.request_pool(&odd).unwrap();
+    ipam.resume_after(&odd);
+    let after = ipam
+        .request_pool(&weft_ipam::PoolRequest::auto(
+            weft_ipam::AddressSpace::Local,
+            false,
+        ))
+        .unwrap();
+    assert_eq!(after.subnet.to_string(), "198.19.7.0/24");
+}
+
+#[test]
+fn resume_after_then_release_keeps_the_position() {
+    use weft_ipam::*;
+    let mut ipam = Ipam::new(IpamConfig {
+        local: vec![PredefinedPool::new("198.19.0.0/18".parse().unwrap(), 24).unwrap()],
+        global: vec![],
+    })
+    .unwrap();
+    for s in ["198.19.0.0/24", "198.19.1.0/24"] {
+        let id = ipam
+            .request_pool(&PoolRequest::explicit(
+                AddressSpace::Local,
+                s.parse().unwrap(),
+            ))
+            .unwrap();
+        ipam.resume_after(&id);
+    }
+    let b: PoolId = "local/198.19.1.0/24".parse().unwrap();
+    ipam.release_pool(&b).unwrap();
+    let next = ipam
+        .request_pool(&PoolRequest::auto(AddressSpace::Local, false))
+        .unwrap();
+    assert_eq!(next.subnet.to_string(), "198.19.2.0/24");
+}

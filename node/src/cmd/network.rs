@@ -72,7 +72,11 @@ pub async fn run(cmd: NetworkCmd, ctx: &Ctx) -> Result<(), CallError> {
         NetworkCmd::Create(args) => {
             let request = create_request(args)?;
             let info: NetworkInfo = ctx.client.post("/networks", &request).await?;
-            println!("{}", info.id);
+            if ctx.format == Format::Json {
+                let _ = output::json(&info);
+            } else {
+                println!("{}", info.id);
+            }
             Ok(())
         }
         NetworkCmd::Ls => {

@@ -41,7 +41,11 @@ pub async fn run(cmd: SandboxCmd, ctx: &Ctx) -> Result<(), CallError> {
                 .client
                 .post("/sandboxes", &CreateSandboxRequest { name, hostname })
                 .await?;
-            println!("{}", info.id);
+            if ctx.format == Format::Json {
+                let _ = output::json(&info);
+            } else {
+                println!("{}", info.id);
+            }
             Ok(())
         }
         SandboxCmd::Ls => {

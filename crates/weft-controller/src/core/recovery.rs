@@ -34,11 +34,19 @@ impl Core {
     }
 
     /// Gateways and endpoint addresses are reserved before anything new is allocated.
+    /// Networks are replayed in creation order, so automatic subnets resume after the
+    /// newest one still in use (the exact position of the search is not stored).
     fn rebuild_ipam(&mut self) -> Result<(), Error> {
-        let networks: Vec<NetworkRecord> =
+        let mut networks: Vec<NetworkRecord> =
             self.networks.values().map(|s| s.record.clone()).collect();
+        networks.sort_by_key(|n| n.created_ms);
         for network in &networks {
             self.reserve_network(network)?;
+            if network.auto_subnet {
+                for pool in self.pools.get(&network.id).into_iter().flatten() {
+                    self.ipam.resume_after(pool);
+                }
+            }
         }
         let endpoints: Vec<_> = self.endpoints.values().map(|s| s.record.clone()).collect();
         for endpoint in &endpoints {

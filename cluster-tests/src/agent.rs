@@ -1,0 +1,259 @@
+//! One agent process and the CLI pointed at it.
+
+use crate::{wait_until, weft_bin};
+use anyhow::Context;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+/// How long an agent may take to answer after it is started.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How to start an agent.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Extra agent flags.
+    pub args: Vec<String>,
+    /// Extra environment variables for the agent only.
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        // Test addresses stay inside 198.19.0.0/16 (benchmarking range).
+        AgentOptions {
+            args: vec![
+                "--local-addr-pool".into(),
+                "198.19.0.0/17".into(),
+                "--default-addr-pool".into(),
+                "198.19.128.0/17".into(),
+                "--node-name".into(),
+                "test-node".into(),
+            ],
+            env: Vec::new(),
+        }
+    }
+}
+
+/// The result of one CLI call.
+#[derive(Debug, Clone)]
+pub struct CliOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+}
+
+/// A `weft agent` with its own directory; stopped (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Agent {
+    dir: tempfile::TempDir,
+    options: AgentOptions,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl Agent {
+    /// Starts an agent and waits until its API answers.
+    pub fn start(options: AgentOptions) -> anyhow::Result<Agent> {
+        let dir = tempfile::Builder::new()
+            .prefix("weft-test-")
+            .tempdir()
+            .context("temp dir")?;
+        let mut agent = Agent {
+            dir,
+            options,
+            child: None,
+            starts: 0,
+        };
+        agent.spawn(&[])?;
+        agent.wait_ready()?;
+        Ok(agent)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("api.sock")
+    }
+
+    /// The agent's log of its latest start.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path(self.starts)).unwrap_or_default()
+    }
+
+    fn log_path(&self, start: usize) -> PathBuf {
+        self.dir.path().join(format!("agent-{start}.log"))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Starts the process (with `env` added) without waiting for it.
+    pub fn spawn(&mut self, env: &[(&str, &str)]) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "agent already running");
+        self.starts += 1;
+        let log = std::fs::File::create(self.log_path(self.starts)).context("agent log")?;
+        let mut cmd = Command::new(weft_bin());
+        cmd.arg("agent")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--api-socket")
+            .arg(self.socket())
+            .args(&self.options.args)
+            .env("WEFT_LOG_LEVEL", "info")
+            .env_remove("WEFT_CRASH_AT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in &self.options.env {
+            cmd.env(k, v);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().context("spawn weft agent")?);
+        Ok(())
+    }
+
+    /// Waits until the API answers, failing early if the process exits.
+    pub fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let socket = self.socket();
+        let ready = wait_until("agent API", START_TIMEOUT, || {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                return Some(Err(status));
+            }
+            std::os::unix::net::UnixStream::connect(&socket)
+                .ok()
+                .map(|_| Ok(()))
+        })?;
+        ready.map_err(|status| {
+            anyhow::anyhow!("agent exited with {status} while starting: {}", self.log())
+        })
+    }
+
+    /// Starts again after a stop or crash, and waits until it answers.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.spawn(&[])?;
+        self.wait_ready()
+    }
+
+    /// `kill -9`, then reaps the process.
+    pub fn kill9(&mut self) -> anyhow::Result<ExitStatus> {
+        self.signal(Signal::SIGKILL)?;
+        self.wait_exit(Duration::from_secs(10))
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(&mut self) -> anyhow::Result<ExitStatus> {
+        self.signal(Signal::SIGTERM)?;
+        self.wait_exit(Duration::from_secs(20))
+    }
+
+    fn signal(&self, signal: Signal) -> anyhow::Result<()> {
+        let pid = self.pid().context("agent not running")?;
+        let pid = i32::try_from(pid).context("pid out of range")?;
+        kill(Pid::from_raw(pid), signal).with_context(|| format!("kill {signal} {pid}"))
+    }
+
+    /// Waits for the process to exit on its own and reaps it.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let child = self.child.as_mut().context("agent not running")?;
+        let status = wait_until("agent exit", timeout, || child.try_wait().ok().flatten())?;
+        self.child = None;
+        Ok(status)
+    }
+
+    /// True when the process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Runs `weft ARGS...` against this agent.
+    pub fn cli(&self, args: &[&str]) -> CliOutput {
+        cli_at(&self.socket(), args)
+    }
+
+    /// Runs a command that must succeed and parses its `--format json` output.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = args.to_vec();
+        full.extend(["--format", "json"]);
+        let out = self.cli(&full);
+        assert!(out.success(), "weft {args:?} failed: {}", out.stderr);
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("weft {args:?}: bad JSON ({e}): {}", out.stdout))
+    }
+
+    /// Runs a command that must succeed, returning its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.success(),
+            "weft {args:?} failed ({:?}): {}",
+            out.code(),
+            out.stderr
+        );
+        out.stdout
+    }
+
+    /// Everything the agent lists, for before/after comparisons.
+    pub fn listings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "networks": self.json(&["network", "ls"]),
+            "endpoints": self.json(&["endpoint", "ls"]),
+            "sandboxes": self.json(&["sandbox", "ls"]),
+        })
+    }
+}
+
+/// True when the process died of SIGABRT (a crash point).
+pub fn aborted(status: &ExitStatus) -> bool {
+    status.signal() == Some(Signal::SIGABRT as i32)
+}
+
+fn cli_at(socket: &Path, args: &[&str]) -> CliOutput {
+    let out = Command::new(weft_bin())
+        .arg("--host")
+        .arg(format!("unix://{}", socket.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(o) => CliOutput {
+            status: o.status,
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        },
+        Err(e) => panic!("cannot run weft {args:?}: {e}"),
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
