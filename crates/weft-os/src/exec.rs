@@ -1,0 +1,114 @@
+//! Running a command inside a namespace: the child is spawned from a thread that entered the
+//! namespace, so it starts there (as `ip netns exec` does, but without a mount namespace).
+
+use std::io;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use crate::model::{CommandSpec, StdioMode};
+use crate::nsthread;
+
+fn stdio(mode: StdioMode) -> Stdio {
+    match mode {
+        StdioMode::Inherit => Stdio::inherit(),
+        StdioMode::Null => Stdio::null(),
+        StdioMode::Piped => Stdio::piped(),
+    }
+}
+
+/// The `std::process::Command` described by `spec`.
+pub fn command(spec: &CommandSpec) -> Command {
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(stdio(spec.stdin))
+        .stdout(stdio(spec.stdout))
+        .stderr(stdio(spec.stderr));
+    cmd
+}
+
+/// Spawns `cmd` inside the namespace at `ns` (the current one when `None`). Blocking; for
+/// synchronous callers such as the CLI.
+pub fn spawn_in_netns_blocking(ns: Option<PathBuf>, mut cmd: Command) -> io::Result<Child> {
+    nsthread::in_netns_blocking(ns, move || cmd.spawn())
+}
+
+/// Spawns `cmd` inside the namespace at `ns` (the current one when `None`).
+pub async fn spawn_in_netns(ns: Option<PathBuf>, mut cmd: Command) -> io::Result<Child> {
+    nsthread::in_netns(ns, move || cmd.spawn()).await
+}
+
+/// The exit code of a finished process: its status, or 128 + signal as shells report it.
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+/// A process started in a namespace: a real child, or a stand-in from the fake kernel.
+#[derive(Debug)]
+pub struct Process {
+    pid: u32,
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Real(Child),
+    Fake(i32),
+}
+
+impl Process {
+    /// Wraps a real child.
+    pub fn from_child(child: Child) -> Self {
+        Self {
+            pid: child.id(),
+            inner: Inner::Real(child),
+        }
+    }
+
+    /// A stand-in that "exits" with `exit_code` (for the fake kernel).
+    pub fn fake(pid: u32, exit_code: i32) -> Self {
+        Self {
+            pid,
+            inner: Inner::Fake(exit_code),
+        }
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The real child, e.g. to take its piped stdio.
+    pub fn child_mut(&mut self) -> Option<&mut Child> {
+        match &mut self.inner {
+            Inner::Real(c) => Some(c),
+            Inner::Fake(_) => None,
+        }
+    }
+
+    /// Consumes the handle, returning the real child.
+    pub fn into_child(self) -> Option<Child> {
+        match self.inner {
+            Inner::Real(c) => Some(c),
+            Inner::Fake(_) => None,
+        }
+    }
+
+    /// Waits for the process to exit and returns its exit code (see [`exit_code`]).
+    pub async fn wait(self) -> crate::Result<i32> {
+        let pid = self.pid;
+        let err = |source| crate::Error::WaitCommand { pid, source };
+        match self.inner {
+            Inner::Fake(code) => Ok(code),
+            Inner::Real(mut child) => tokio::task::spawn_blocking(move || child.wait())
+                .await
+                .map_err(|e| err(io::Error::other(e)))?
+                .map(exit_code)
+                .map_err(err),
+        }
+    }
+}
