@@ -1,0 +1,259 @@
+//! The NetworkDb actor: owns the chitchat handle, the materialised view and the watchers.
+//!
+//! Every `refresh_interval` (and after every local write) it reads chitchat's node states,
+//! re-parses the ones whose version moved, rebuilds the view with [`crate::view`] and
+//! sends the diff to watchers. Being one actor, a watch registers between two refreshes:
+//! its snapshot is exactly the view the next diff starts from, so there is no gap and no
+//! duplicate.
+
+mod handlers;
+pub mod messages;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use chitchat::{Chitchat, ChitchatHandle, ChitchatId, NodeState, spawn_chitchat};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use tracing::{info, warn};
+use weft_keys::Keyring;
+
+use crate::config::NetDbConfig;
+use crate::error::NetDbError;
+use crate::membership::{LivenessTracker, Member, MemberStatus, member_status};
+use crate::schema::{self, KEYS_KEY, MARKER_VALUE, READY_KEY};
+use crate::seal::TransportStats;
+use crate::transport::{Isolation, SealedTransport, SharedKeyring};
+use crate::view::{self, Change, NodeContent, NodeInput, View};
+use messages::{TableEvent, WatchId};
+
+struct Watcher {
+    id: WatchId,
+    table: schema::TableName,
+    network: Option<weft_types::NetworkId>,
+    recipient: Recipient<TableEvent>,
+}
+
+/// What last produced the view: skip rebuilding when nothing moved.
+type Signature = Vec<(ChitchatId, u64, MemberStatus)>;
+
+/// The per-host NetworkDB actor.
+pub struct NetworkDb {
+    config: NetDbConfig,
+    self_id: ChitchatId,
+    handle: Option<ChitchatHandle>,
+    chitchat: Arc<Mutex<Chitchat>>,
+    keyring: SharedKeyring,
+    stats: Arc<TransportStats>,
+    isolation: Arc<Isolation>,
+    cache: HashMap<ChitchatId, (u64, Arc<NodeContent>)>,
+    tracker: LivenessTracker,
+    signature: Signature,
+    view: View,
+    members: Vec<Member>,
+    watchers: Vec<Watcher>,
+    next_watch: u64,
+    leaving: bool,
+    events_sent: u64,
+}
+
+impl std::fmt::Debug for NetworkDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkDb")
+            .field("self_id", &self.self_id)
+            .field("entries", &self.view.len())
+            .field("watchers", &self.watchers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn initial_key_values(config: &NetDbConfig) -> Result<Vec<(String, String)>, NetDbError> {
+    let mut kvs = Vec::with_capacity(config.initial_entries.len() + 2);
+    for (key, value) in &config.initial_entries {
+        kvs.push((key.gossip_key(), schema::encode_value(key, value)?));
+    }
+    let ring = &config.keyring;
+    kvs.push((
+        KEYS_KEY.to_owned(),
+        schema::encode_key_ids(&ring.ids(), ring.primary_id()),
+    ));
+    // Last, so it has the highest version: chitchat sends a node's keys in version order,
+    // so a peer that sees `m:ready` holds every initial entry.
+    kvs.push((READY_KEY.to_owned(), MARKER_VALUE.to_owned()));
+    Ok(kvs)
+}
+
+impl NetworkDb {
+    /// Binds the sealed gossip socket, joins through the seeds and starts the actor.
+    /// Call it inside an actix `System`.
+    pub async fn start(config: NetDbConfig) -> Result<Addr<NetworkDb>, NetDbError> {
+        schema::validate_node_id(&config.node_id)?;
+        let kvs = initial_key_values(&config)?;
+        let keyring: SharedKeyring = Arc::new(std::sync::RwLock::new(config.keyring.clone()));
+        let stats = Arc::new(TransportStats::default());
+        let isolation = Arc::new(Isolation::default());
+        let transport = SealedTransport::new(keyring.clone(), stats.clone(), isolation.clone());
+        let handle = spawn_chitchat(config.chitchat_config(), kvs, &transport)
+            .await
+            .map_err(|err| NetDbError::Start {
+                addr: config.listen_addr,
+                reason: format!("{err:#}"),
+            })?;
+        info!(node_id = %config.node_id, generation = config.generation, addr = %config.listen_addr, "networkdb started");
+        let db = NetworkDb {
+            self_id: handle.chitchat_id().clone(),
+            chitchat: handle.chitchat(),
+            handle: Some(handle),
+            config,
+            keyring,
+            stats,
+            isolation,
+            cache: HashMap::new(),
+            tracker: LivenessTracker::default(),
+            signature: Vec::new(),
+            view: View::new(),
+            members: Vec::new(),
+            watchers: Vec::new(),
+            next_watch: 0,
+            leaving: false,
+            events_sent: 0,
+        };
+        Ok(db.start())
+    }
+
+    /// Runs `f` with chitchat locked, atomically with respect to other messages.
+    fn locked<R: 'static>(
+        &self,
+        f: impl FnOnce(&mut Self, &mut Chitchat) -> R + 'static,
+    ) -> AtomicResponse<Self, R> {
+        let chitchat = self.chitchat.clone();
+        AtomicResponse::new(Box::pin(
+            async move { chitchat.lock_owned().await }
+                .into_actor(self)
+                .map(move |mut guard: OwnedMutexGuard<Chitchat>, act, _| f(act, &mut guard)),
+        ))
+    }
+
+    fn content(&mut self, id: &ChitchatId, state: &NodeState) -> Arc<NodeContent> {
+        let version = state.max_version();
+        match self.cache.get(id) {
+            Some((v, content)) if *v == version => content.clone(),
+            _ => {
+                let content = Arc::new(view::parse_node(state.key_values()));
+                self.cache.insert(id.clone(), (version, content.clone()));
+                content
+            }
+        }
+    }
+
+    /// Rebuilds the view from chitchat's state and sends the changes to watchers.
+    fn refresh(&mut self, chitchat: &Chitchat, now: Instant) {
+        let live: HashSet<&ChitchatId> = chitchat.live_nodes().collect();
+        let window = self.config.suspicion_window;
+        let mut inputs = Vec::new();
+        let mut signature = Signature::new();
+        for (id, state) in chitchat.node_states() {
+            let content = self.content(id, state);
+            let liveness = self.tracker.observe(id, live.contains(id), now);
+            let status = member_status(liveness, content.leaving, window);
+            signature.push((id.clone(), state.max_version(), status));
+            inputs.push((id, liveness, content));
+        }
+        let states = chitchat.node_states();
+        self.tracker.retain(|id| states.contains_key(id));
+        self.cache.retain(|id, _| states.contains_key(id));
+        if signature == self.signature {
+            return;
+        }
+        self.signature = signature;
+        let nodes: Vec<NodeInput<'_>> = inputs
+            .iter()
+            .map(|(id, liveness, content)| NodeInput {
+                id,
+                liveness: *liveness,
+                content,
+            })
+            .collect();
+        let (view, members) = view::materialise(&nodes, window);
+        let changes = view::diff(&self.view, &view);
+        self.view = view;
+        self.members = members;
+        self.dispatch(changes);
+    }
+
+    fn dispatch(&mut self, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        self.watchers.retain(|w| w.recipient.connected());
+        for change in changes {
+            for w in &self.watchers {
+                if change.key.matches(&w.table, w.network.as_ref()) {
+                    w.recipient.do_send(event(w.id, &change, false));
+                    self.events_sent += 1;
+                }
+            }
+        }
+    }
+
+    fn publish_keys(&self, chitchat: &mut Chitchat, ring: &Keyring) {
+        chitchat.self_node_state().set(
+            KEYS_KEY,
+            schema::encode_key_ids(&ring.ids(), ring.primary_id()),
+        );
+    }
+
+    fn schedule_refresh(&mut self, ctx: &mut Context<Self>) {
+        let chitchat = self.chitchat.clone();
+        ctx.wait(
+            async move { chitchat.lock_owned().await }
+                .into_actor(self)
+                .map(|guard, act, _| act.refresh(&guard, Instant::now())),
+        );
+    }
+
+    fn stop_gossip(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            if handle.initiate_shutdown().is_err() {
+                warn!(node_id = %self.self_id.node_id, "gossip server already stopped");
+            }
+            handle.abort();
+        }
+    }
+}
+
+/// The event one change makes for one watcher.
+fn event(watch: WatchId, change: &Change, snapshot: bool) -> TableEvent {
+    let owner = change
+        .next
+        .as_ref()
+        .or(change.prev.as_ref())
+        .map(|e| e.owner.clone())
+        .unwrap_or_else(|| Arc::from(""));
+    TableEvent {
+        watch,
+        key: change.key.clone(),
+        owner,
+        prev: change.prev.as_ref().map(|e| e.value.clone()),
+        value: change.next.as_ref().map(|e| e.value.clone()),
+        snapshot,
+    }
+}
+
+impl Actor for NetworkDb {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(1024);
+        self.schedule_refresh(ctx);
+        ctx.run_interval(self.config.refresh_interval, |act, ctx| {
+            act.schedule_refresh(ctx)
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.stop_gossip();
+        info!(node_id = %self.self_id.node_id, "networkdb stopped");
+    }
+}

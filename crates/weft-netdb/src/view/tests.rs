@@ -1,0 +1,304 @@
+use super::*;
+use crate::membership::Liveness;
+use weft_types::NetworkId;
+
+const W: Duration = Duration::from_secs(10);
+
+fn id(node: &str, generation: u64) -> ChitchatId {
+    ChitchatId::new(node, generation, ([127, 0, 0, 1], 7946).into())
+}
+
+fn key(k: &str) -> TableKey {
+    // A fixed network so keys compare the same across calls.
+    let nid: NetworkId = "ab".repeat(32).parse().unwrap();
+    TableKey::new("t", nid, k).unwrap()
+}
+
+fn content(entries: &[(&str, &str)], ready: bool, leaving: bool) -> NodeContent {
+    NodeContent {
+        entries: entries
+            .iter()
+            .map(|(k, v)| (key(k), Value::from(v.as_bytes())))
+            .collect(),
+        ready,
+        leaving,
+        ..NodeContent::default()
+    }
+}
+
+fn entry(owner: &str, v: &str) -> Entry {
+    Entry {
+        owner: owner.into(),
+        value: v.as_bytes().into(),
+    }
+}
+
+fn alive() -> Liveness {
+    Liveness::Alive
+}
+
+fn dead(secs: u64) -> Liveness {
+    Liveness::DeadFor(Duration::from_secs(secs))
+}
+
+fn view_of(inputs: &[(ChitchatId, Liveness, NodeContent)]) -> (View, Vec<Member>) {
+    let nodes: Vec<NodeInput<'_>> = inputs
+        .iter()
+        .map(|(id, liveness, content)| NodeInput {
+            id,
+            liveness: *liveness,
+            content,
+        })
+        .collect();
+    materialise(&nodes, W)
+}
+
+#[test]
+fn parse_node_reads_entries_markers_and_keys() {
+    let k = key("ep1");
+    let gk = k.gossip_key();
+    let bad_value = key("ep2").gossip_key();
+    let kvs = [
+        (gk.as_str(), "dmFsdWU="),
+        (bad_value.as_str(), "!!"),
+        ("e:BAD:x:y", "dmFsdWU="),
+        ("m:ready", "1"),
+        ("m:keys", "1,2;2"),
+        ("unrelated", "x"),
+    ];
+    let parsed = parse_node(kvs.into_iter());
+    assert_eq!(parsed.entries.get(&k).map(|v| &v[..]), Some(&b"value"[..]));
+    assert_eq!(parsed.entries.len(), 1);
+    assert!(parsed.ready && !parsed.leaving);
+    assert_eq!(parsed.keys, Some((vec![KeyId(1), KeyId(2)], KeyId(2))));
+    assert_eq!(parsed.malformed, 2);
+    assert!(parse_node([("m:leaving", "1")].into_iter()).leaving);
+}
+
+#[test]
+fn alive_and_suspect_entries_are_visible_dead_and_left_are_not() {
+    let (view, members) = view_of(&[
+        (id("a", 1), alive(), content(&[("a", "1")], true, false)),
+        (id("b", 1), dead(3), content(&[("b", "1")], true, false)),
+        (id("c", 1), dead(30), content(&[("c", "1")], true, false)),
+        (id("d", 1), alive(), content(&[("d", "1")], true, true)),
+    ]);
+    assert_eq!(
+        view.keys().cloned().collect::<Vec<_>>(),
+        vec![key("a"), key("b")]
+    );
+    let statuses: Vec<_> = members
+        .iter()
+        .map(|m| (m.node_id.as_str(), m.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("a", MemberStatus::Alive),
+            ("b", MemberStatus::Suspect),
+            ("c", MemberStatus::Dead),
+            ("d", MemberStatus::Left),
+        ]
+    );
+    assert_eq!(members[2].entries, 1);
+}
+
+#[test]
+fn newest_ready_generation_wins_and_the_old_one_is_forgotten() {
+    let (view, members) = view_of(&[
+        (
+            id("a", 1),
+            dead(2),
+            content(&[("x", "old"), ("gone", "1")], true, false),
+        ),
+        (id("a", 2), alive(), content(&[("x", "new")], true, false)),
+    ]);
+    assert_eq!(view.get(&key("x")), Some(&entry("a", "new")));
+    assert!(!view.contains_key(&key("gone")));
+    assert_eq!(members.len(), 1);
+    assert_eq!(
+        (members[0].generation, members[0].status),
+        (2, MemberStatus::Alive)
+    );
+}
+
+#[test]
+fn a_new_generation_that_is_not_ready_does_not_replace_the_old_one() {
+    let inputs = [
+        (id("a", 1), dead(2), content(&[("x", "old")], true, false)),
+        (id("a", 2), alive(), content(&[], false, false)),
+    ];
+    let (view, members) = view_of(&inputs);
+    assert_eq!(view.get(&key("x")), Some(&entry("a", "old")));
+    assert_eq!(
+        (members[0].generation, members[0].status),
+        (1, MemberStatus::Suspect)
+    );
+}
+
+#[test]
+fn without_any_ready_generation_the_newest_stands() {
+    let (view, members) = view_of(&[
+        (id("a", 1), dead(2), content(&[("x", "1")], false, false)),
+        (id("a", 5), alive(), content(&[("y", "2")], false, false)),
+    ]);
+    assert_eq!(members[0].generation, 5);
+    assert!(view.contains_key(&key("y")) && !view.contains_key(&key("x")));
+}
+
+#[test]
+fn a_ready_old_generation_beats_a_newer_unready_one_only_until_ready() {
+    let mut inputs = vec![
+        (id("a", 1), alive(), content(&[("x", "1")], true, false)),
+        (id("a", 2), alive(), content(&[("x", "2")], false, false)),
+    ];
+    assert_eq!(view_of(&inputs).0.get(&key("x")), Some(&entry("a", "1")));
+    inputs[1].2.ready = true;
+    assert_eq!(view_of(&inputs).0.get(&key("x")), Some(&entry("a", "2")));
+}
+
+#[test]
+fn conflicting_owners_resolve_to_the_smallest_node_id() {
+    let inputs = [
+        (
+            id("b", 1),
+            alive(),
+            content(&[("k", "from-b")], true, false),
+        ),
+        (
+            id("a", 1),
+            alive(),
+            content(&[("k", "from-a")], true, false),
+        ),
+    ];
+    assert_eq!(
+        view_of(&inputs).0.get(&key("k")),
+        Some(&entry("a", "from-a"))
+    );
+    let inputs = [
+        (
+            id("b", 1),
+            alive(),
+            content(&[("k", "from-b")], true, false),
+        ),
+        (id("a", 1), alive(), content(&[], true, false)),
+    ];
+    assert_eq!(
+        view_of(&inputs).0.get(&key("k")),
+        Some(&entry("b", "from-b"))
+    );
+}
+
+#[test]
+fn members_report_their_keys() {
+    let mut c = content(&[], true, false);
+    c.keys = Some((vec![KeyId(3)], KeyId(3)));
+    let (_, members) = view_of(&[(id("a", 1), alive(), c)]);
+    assert_eq!(members[0].key_ids, vec![KeyId(3)]);
+    assert_eq!(members[0].primary_key, Some(KeyId(3)));
+}
+
+fn view(entries: &[(&str, &str, &str)]) -> View {
+    entries
+        .iter()
+        .map(|(k, owner, v)| (key(k), entry(owner, v)))
+        .collect()
+}
+
+#[test]
+fn diff_of_equal_views_is_empty() {
+    let v = view(&[("a", "n1", "1"), ("b", "n2", "2")]);
+    assert!(diff(&v, &v).is_empty());
+    assert!(diff(&View::new(), &View::new()).is_empty());
+}
+
+#[test]
+fn diff_finds_creates_updates_and_deletes_in_key_order() {
+    let old = view(&[
+        ("a", "n1", "1"),
+        ("b", "n1", "2"),
+        ("c", "n1", "3"),
+        ("e", "n1", "5"),
+    ]);
+    let new = view(&[
+        ("b", "n1", "2"),
+        ("c", "n1", "33"),
+        ("d", "n1", "4"),
+        ("e", "n2", "5"),
+    ]);
+    let got: Vec<_> = diff(&old, &new)
+        .into_iter()
+        .map(|c| (c.key.key.clone(), c.prev.is_some(), c.next.is_some()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("a".to_owned(), true, false),
+            ("c".to_owned(), true, true),
+            ("d".to_owned(), false, true),
+            ("e".to_owned(), true, true),
+        ]
+    );
+    let update = &diff(&old, &new)[1];
+    assert_eq!(update.prev, Some(entry("n1", "3")));
+    assert_eq!(update.next, Some(entry("n1", "33")));
+}
+
+#[test]
+fn diff_from_and_to_empty() {
+    let v = view(&[("a", "n1", "1"), ("b", "n1", "2")]);
+    assert!(
+        diff(&View::new(), &v)
+            .iter()
+            .all(|c| c.prev.is_none() && c.next.is_some())
+    );
+    assert!(
+        diff(&v, &View::new())
+            .iter()
+            .all(|c| c.prev.is_some() && c.next.is_none())
+    );
+    assert_eq!(diff(&v, &View::new()).len(), 2);
+}
+
+#[test]
+fn applying_a_diff_gives_the_new_view() {
+    let old = view(&[("a", "n1", "1"), ("b", "n1", "2"), ("z", "n3", "9")]);
+    let new = view(&[("a", "n2", "1"), ("c", "n1", "3")]);
+    let mut applied = old.clone();
+    for change in diff(&old, &new) {
+        match change.next {
+            Some(e) => applied.insert(change.key, e),
+            None => applied.remove(&change.key),
+        };
+    }
+    assert_eq!(applied, new);
+}
+
+#[test]
+fn failure_lifecycle_suspends_then_deletes_and_return_loses_nothing() {
+    let c = content(&[("k", "v")], true, false);
+    let at = |l| view_of(&[(id("a", 1), l, c.clone())]).0;
+    let before = at(alive());
+    assert!(
+        diff(&before, &at(dead(1))).is_empty(),
+        "suspect keeps entries"
+    );
+    assert!(
+        diff(&at(dead(1)), &at(alive())).is_empty(),
+        "return loses nothing"
+    );
+    let deleted = diff(&at(dead(1)), &at(dead(11)));
+    assert_eq!(deleted.len(), 1);
+    assert!(deleted[0].next.is_none());
+}
+
+#[test]
+fn leaving_deletes_at_once() {
+    let stay = content(&[("k", "v")], true, false);
+    let leave = content(&[("k", "v")], true, true);
+    let before = view_of(&[(id("a", 1), alive(), stay)]).0;
+    let after = view_of(&[(id("a", 1), alive(), leave)]).0;
+    let changes = diff(&before, &after);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].prev, Some(entry("a", "v")));
+}

@@ -1,0 +1,343 @@
+//! Tables across an in-process cluster: propagation, local API errors, watches.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use weft_netdb::*;
+
+const T: Duration = Duration::from_secs(5);
+const WINDOW: Duration = Duration::from_secs(30);
+
+#[actix::test]
+async fn create_update_delete_propagate_to_every_node() {
+    let nodes = cluster(3, WINDOW).await;
+    let dbs: Vec<_> = nodes.iter().map(|n| n.db.clone()).collect();
+    let (a, c) = (&nodes[0].db, &nodes[2].db);
+
+    c.send(CreateEntry {
+        key: key("ep1"),
+        value: b"v1".to_vec(),
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    wait_value(&dbs, "ep1", Some(b"v1"), T).await;
+    let walked = a
+        .send(WalkTable {
+            table: TABLE.parse().unwrap(),
+            network: network(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(walked.len(), 1);
+    assert_eq!(&*walked[0].1.owner, "node-2");
+
+    c.send(UpdateEntry {
+        key: key("ep1"),
+        value: b"v2".to_vec(),
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    wait_value(&dbs, "ep1", Some(b"v2"), T).await;
+
+    c.send(DeleteEntry { key: key("ep1") })
+        .await
+        .unwrap()
+        .unwrap();
+    wait_value(&dbs, "ep1", None, T).await;
+
+    // A deleted key can be created again, by anyone.
+    a.send(CreateEntry {
+        key: key("ep1"),
+        value: b"v3".to_vec(),
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    wait_value(&dbs, "ep1", Some(b"v3"), T).await;
+}
+
+#[actix::test]
+async fn local_api_refuses_what_the_semantics_forbid() {
+    let nodes = cluster(2, WINDOW).await;
+    let (a, b) = (&nodes[0].db, &nodes[1].db);
+    a.send(CreateEntry {
+        key: key("k"),
+        value: b"1".to_vec(),
+    })
+    .await
+    .unwrap()
+    .unwrap();
+
+    let again = a
+        .send(CreateEntry {
+            key: key("k"),
+            value: b"2".to_vec(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, Err(NetDbError::AlreadyExists { .. })),
+        "{again:?}"
+    );
+
+    let absent = a
+        .send(UpdateEntry {
+            key: key("nope"),
+            value: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(absent, Err(NetDbError::NotFound { .. })),
+        "{absent:?}"
+    );
+    let absent = a.send(DeleteEntry { key: key("nope") }).await.unwrap();
+    assert!(
+        matches!(absent, Err(NetDbError::NotFound { .. })),
+        "{absent:?}"
+    );
+
+    wait_value(std::slice::from_ref(b), "k", Some(b"1"), T).await;
+    let theirs = b
+        .send(UpdateEntry {
+            key: key("k"),
+            value: b"x".to_vec(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(theirs, Err(NetDbError::NotOwner { .. })),
+        "{theirs:?}"
+    );
+    let theirs = b.send(DeleteEntry { key: key("k") }).await.unwrap();
+    assert!(
+        matches!(theirs, Err(NetDbError::NotOwner { .. })),
+        "{theirs:?}"
+    );
+    let dup = b
+        .send(CreateEntry {
+            key: key("k"),
+            value: b"x".to_vec(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(dup, Err(NetDbError::AlreadyExists { .. })),
+        "{dup:?}"
+    );
+
+    let big = vec![0u8; MAX_VALUE_LEN + 1];
+    let err = a
+        .send(CreateEntry {
+            key: key("big"),
+            value: big,
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, NetDbError::ValueTooLarge { .. }));
+    assert!(err.to_string().contains("above the budget"), "{err}");
+    let max = vec![0xffu8; MAX_VALUE_LEN];
+    a.send(CreateEntry {
+        key: key("max"),
+        value: max.clone(),
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    wait_value(std::slice::from_ref(b), "max", Some(&max), T).await;
+}
+
+#[actix::test]
+async fn late_watcher_sees_a_snapshot_then_live_events_without_gap_or_duplicate() {
+    let nodes = cluster(3, WINDOW).await;
+    let dbs: Vec<_> = nodes.iter().map(|n| n.db.clone()).collect();
+    let (writer, reader) = (&nodes[0].db, &nodes[2].db);
+    for i in 0..5 {
+        let k = format!("pre{i}");
+        writer
+            .send(CreateEntry {
+                key: key(&k),
+                value: vec![i],
+            })
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    wait_value(&dbs, "pre4", Some(&[4]), T).await;
+
+    // Writes race the watch: some land before it, some after; none may be lost or doubled.
+    let writes = {
+        let writer = writer.clone();
+        actix::spawn(async move {
+            for i in 0..20u8 {
+                let k = format!("live{i}");
+                writer
+                    .send(CreateEntry {
+                        key: key(&k),
+                        value: vec![i],
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if i % 3 == 0 {
+                    writer
+                        .send(UpdateEntry {
+                            key: key(&k),
+                            value: vec![i, i],
+                        })
+                        .await
+                        .unwrap()
+                        .unwrap();
+                }
+                if i % 4 == 0 {
+                    writer
+                        .send(DeleteEntry { key: key(&k) })
+                        .await
+                        .unwrap()
+                        .unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = watch(reader).await;
+    writes.await.unwrap();
+    writer
+        .send(CreateEntry {
+            key: key("last"),
+            value: b"end".to_vec(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    wait_value(std::slice::from_ref(reader), "last", Some(b"end"), T).await;
+
+    let got = events(&log);
+    let snapshot: Vec<_> = got.iter().take_while(|e| e.snapshot).collect();
+    assert!(
+        snapshot.len() >= 5,
+        "snapshot holds at least the 5 early entries"
+    );
+    assert!(snapshot.iter().all(|e| e.kind() == EventKind::Create));
+    assert!(got.iter().skip(snapshot.len()).all(|e| !e.snapshot));
+    let replayed = replay(&got);
+    let walked: std::collections::BTreeMap<_, _> = reader
+        .send(WalkTable {
+            table: TABLE.parse().unwrap(),
+            network: network(),
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, e)| (k.key, e.value.to_vec()))
+        .collect();
+    assert_eq!(replayed, walked);
+    assert_eq!(walked.len(), 5 + 20 - 5 + 1);
+}
+
+#[actix::test]
+async fn watches_filter_by_network_and_stop_on_unwatch() {
+    let nodes = cluster(2, WINDOW).await;
+    let a = &nodes[0].db;
+    let other: weft_types::NetworkId = "ef".repeat(32).parse().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let collector = actix::Actor::start(Collector(log.clone()));
+    let id = a
+        .send(Watch {
+            table: TABLE.parse().unwrap(),
+            network: Some(network()),
+            recipient: collector.recipient(),
+        })
+        .await
+        .unwrap();
+    let elsewhere = TableKey::new(TABLE, other, "x").unwrap();
+    a.send(CreateEntry {
+        key: elsewhere,
+        value: vec![1],
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    a.send(CreateEntry {
+        key: key("mine"),
+        value: vec![2],
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    wait_until("one event", T, || async { events(&log).len() == 1 }).await;
+    assert_eq!(events(&log)[0].key.key, "mine");
+    a.send(Unwatch { id }).await.unwrap();
+    a.send(UpdateEntry {
+        key: key("mine"),
+        value: vec![3],
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(events(&log).len(), 1);
+}
+
+/// Incompressible bytes, so chitchat's zstd cannot shrink deltas below the datagram size.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[actix::test]
+async fn a_late_joiner_catches_up_on_state_larger_than_a_datagram() {
+    let nodes = cluster(1, WINDOW).await;
+    let a = &nodes[0].db;
+    for i in 0..40u64 {
+        let k = format!("big{i}");
+        a.send(CreateEntry {
+            key: key(&k),
+            value: noise(i, MAX_VALUE_LEN),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let late = NetworkDb::start(config("late", free_addr(), &[nodes[0].addr], WINDOW))
+        .await
+        .unwrap();
+    wait_value(
+        std::slice::from_ref(&late),
+        "big39",
+        Some(&noise(39, MAX_VALUE_LEN)),
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_value(
+        std::slice::from_ref(&late),
+        "big0",
+        Some(&noise(0, MAX_VALUE_LEN)),
+        T,
+    )
+    .await;
+    let walked = late
+        .send(WalkTable {
+            table: TABLE.parse().unwrap(),
+            network: network(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(walked.len(), 40);
+    // chitchat compresses deltas (base64 values shrink to about 3/4), so these stay
+    // under one datagram; fragmentation is the safety net for what does not.
+    assert_eq!(observe(&late).await.transport.dropped(), 0);
+}
