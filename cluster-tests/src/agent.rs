@@ -63,6 +63,8 @@ pub struct Agent {
     options: AgentOptions,
     child: Option<Child>,
     starts: usize,
+    /// Unique per agent: /run/netns is shared by every agent on the machine.
+    netns_prefix: String,
 }
 
 impl Agent {
@@ -72,15 +74,32 @@ impl Agent {
             .prefix("weft-test-")
             .tempdir()
             .context("temp dir")?;
+        let netns_prefix = unique_prefix();
         let mut agent = Agent {
             dir,
             options,
             child: None,
             starts: 0,
+            netns_prefix,
         };
         agent.spawn(&[])?;
         agent.wait_ready()?;
         Ok(agent)
+    }
+
+    /// The prefix of every namespace this agent creates.
+    pub fn netns_prefix(&self) -> &str {
+        &self.netns_prefix
+    }
+
+    /// This agent's namespaces that exist now.
+    pub fn namespaces(&self) -> Vec<String> {
+        let dir = weft_os::NetnsDir::new("/run/netns");
+        dir.list(&self.netns_prefix)
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -115,6 +134,8 @@ impl Agent {
             .arg(self.data_dir())
             .arg("--api-socket")
             .arg(self.socket())
+            .arg("--netns-prefix")
+            .arg(&self.netns_prefix)
             .args(&self.options.args)
             .env("WEFT_LOG_LEVEL", "info")
             .env_remove("WEFT_CRASH_AT")
@@ -255,5 +276,18 @@ impl Drop for Agent {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // Sandboxes outlive their agent by design; a test's must not outlive the test.
+        let dir = weft_os::NetnsDir::new("/run/netns");
+        for ns in dir.list(&self.netns_prefix).unwrap_or_default() {
+            let _ = weft_os::exec::kill_all_in(&dir.path(&ns));
+            let _ = dir.delete(&ns);
+        }
     }
+}
+
+/// `t<pid>x<n>-`: unique among the agents of every test process on the machine.
+fn unique_prefix() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("t{}x{n}-", std::process::id())
 }

@@ -233,6 +233,18 @@ fn check_store(agent: &Agent) {
         sandboxes.iter().all(|s| s.lifecycle == Lifecycle::Ready),
         "{sandboxes:?}"
     );
+    // Exactly one namespace per sandbox: none leaked, none missing.
+    let mut wanted: Vec<String> = sandboxes
+        .iter()
+        .map(|s| format!("{}sb-{}", agent.netns_prefix(), s.id.short()))
+        .collect();
+    wanted.sort();
+    let mut present = agent.namespaces();
+    present.sort();
+    assert_eq!(
+        present, wanted,
+        "namespaces on disk differ from the stored sandboxes"
+    );
     for e in &endpoints {
         assert_eq!(e.lifecycle, Lifecycle::Ready, "{e:?}");
         assert!(

@@ -28,6 +28,9 @@ pub enum CallError {
     Api(Error),
     #[error(transparent)]
     Transport(#[from] anyhow::Error),
+    /// A command run in a sandbox ended with this code (already reported).
+    #[error("exit status {0}")]
+    Exit(u8),
 }
 
 impl Client {

@@ -11,6 +11,8 @@ use weft_ipam::{IpamConfig, PredefinedPool};
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/weft";
 /// Where the agent serves its API by default.
 pub const DEFAULT_API_SOCKET: &str = "/run/weft/weft.sock";
+/// Prefix of every namespace the agent creates, by default.
+pub const DEFAULT_NETNS_PREFIX: &str = "weft-";
 /// Subnet size cut from a pool given without one.
 pub const DEFAULT_POOL_SIZE: u8 = 24;
 
@@ -27,6 +29,9 @@ pub struct AgentSettings {
     /// This node's name (default: the hostname).
     #[arg(long, env = "WEFT_NODE_NAME")]
     pub node_name: Option<String>,
+    /// Prefix of every namespace the agent creates, so several agents can share a host.
+    #[arg(long, env = "WEFT_NETNS_PREFIX")]
+    pub netns_prefix: Option<String>,
     /// Pool for automatic subnets of local networks; repeat for several.
     #[arg(
         long = "local-addr-pool",
@@ -70,6 +75,7 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     pub api_socket: PathBuf,
     pub node_name: String,
+    pub netns_prefix: String,
     pub ipam: IpamConfig,
     pub log_level: String,
     pub log_format: LogFormat,
@@ -91,6 +97,11 @@ impl AgentConfig {
             global,
             cli.default_addr_pool_size.or(file.default_addr_pool_size),
         )?;
+        let netns_prefix = cli
+            .netns_prefix
+            .or(file.netns_prefix)
+            .unwrap_or_else(|| DEFAULT_NETNS_PREFIX.to_owned());
+        validate_prefix(&netns_prefix)?;
         Ok(AgentConfig {
             data_dir: cli
                 .data_dir
@@ -100,6 +111,7 @@ impl AgentConfig {
                 .api_socket
                 .or(file.api_socket)
                 .unwrap_or_else(|| DEFAULT_API_SOCKET.into()),
+            netns_prefix,
             node_name: cli.node_name.or(file.node_name).map_or_else(hostname, Ok)?,
             ipam,
             log_level: cli
@@ -170,6 +182,20 @@ fn ipam_config(
     Ok(config)
 }
 
+/// Namespace names are file names under /run/netns: keep the prefix short and plain.
+fn validate_prefix(prefix: &str) -> anyhow::Result<()> {
+    let ok = !prefix.is_empty()
+        && prefix.len() <= 16
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    anyhow::ensure!(
+        ok,
+        "invalid --netns-prefix {prefix:?}: 1 to 16 letters, digits, '-' or '_'"
+    );
+    Ok(())
+}
+
 fn hostname() -> anyhow::Result<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .context("cannot read the hostname; give --node-name")?;
@@ -216,6 +242,11 @@ mod tests {
             AgentConfig::resolve(cli, None).is_err(),
             "size shorter than the pool"
         );
+        let cli = AgentSettings {
+            netns_prefix: Some("has/slash".into()),
+            ..Default::default()
+        };
+        assert!(AgentConfig::resolve(cli, None).is_err());
         let cli = AgentSettings {
             local_addr_pool_size: Some(24),
             ..Default::default()

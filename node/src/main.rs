@@ -43,6 +43,10 @@ enum Command {
     /// Manage sandboxes.
     #[command(subcommand)]
     Sandbox(cmd::sandbox::SandboxCmd),
+    /// Create a sandbox on networks and run a command in it.
+    Run(cmd::run::RunArgs),
+    /// Run a command inside a sandbox.
+    Exec(cmd::exec::ExecArgs),
     /// Show the client's and the agent's versions.
     Version,
 }
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CallError::Exit(code)) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::from(1)
@@ -89,6 +94,8 @@ fn run_client(command: Command, host: &str, format: Format) -> Result<(), CallEr
             Command::Network(c) => cmd::network::run(c, &ctx).await,
             Command::Endpoint(c) => cmd::endpoint::run(c, &ctx).await,
             Command::Sandbox(c) => cmd::sandbox::run(c, &ctx).await,
+            Command::Run(a) => cmd::run::run(a, &ctx).await,
+            Command::Exec(a) => cmd::exec::run(a, &ctx).await,
             Command::Version => cmd::version::run(&ctx).await,
             Command::Agent(_) => Ok(()),
         }
@@ -100,5 +107,6 @@ fn one_line(e: &CallError) -> String {
     match e {
         CallError::Api(e) => e.message.clone(),
         CallError::Transport(e) => format!("{e:#}").replace('\n', " "),
+        CallError::Exit(code) => format!("exit status {code}"),
     }
 }

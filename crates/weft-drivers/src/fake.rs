@@ -2,13 +2,12 @@
 //! operation on demand, so the controller's ordering, rollback and idempotence can be
 //! checked without a kernel.
 
-use crate::{Capability, Driver, DriverError, DriverOp, JoinInfo};
+use crate::{Capability, Driver, DriverError, DriverOp, JoinContext, JoinInfo, Wanted};
 use async_trait::async_trait;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use weft_types::{
     DriverName, EndpointId, EndpointRecord, NetworkId, NetworkRecord, SandboxId, SandboxRecord,
-    Scope,
 };
 
 /// What the fake driver holds, inspectable by tests.
@@ -32,13 +31,20 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct FakeDriver {
     name: DriverName,
+    capability: Capability,
     inner: Arc<Mutex<Inner>>,
 }
 
 impl FakeDriver {
     pub fn new(name: DriverName) -> Self {
+        FakeDriver::with_capability(name, Capability::LOCAL)
+    }
+
+    /// A fake that declares `capability` (e.g. to stand in for the host driver).
+    pub fn with_capability(name: DriverName, capability: Capability) -> Self {
         FakeDriver {
             name,
+            capability,
             inner: Arc::default(),
         }
     }
@@ -46,6 +52,14 @@ impl FakeDriver {
     /// Makes the next `times` calls of `op` fail.
     pub fn fail(&self, op: DriverOp, times: usize) {
         self.lock().failures.insert(op, times);
+    }
+
+    /// Forgets what exists (not the calls), as a reboot would.
+    pub fn reconcile_reset(&self) {
+        let mut inner = self.lock();
+        inner.state.networks.clear();
+        inner.state.endpoints.clear();
+        inner.state.joins.clear();
     }
 
     /// A copy of the current state.
@@ -88,9 +102,7 @@ impl Driver for FakeDriver {
     }
 
     fn capability(&self) -> Capability {
-        Capability {
-            scope: Scope::Local,
-        }
+        self.capability
     }
 
     async fn create_network(&self, network: &NetworkRecord) -> Result<(), DriverError> {
@@ -132,6 +144,7 @@ impl Driver for FakeDriver {
         _: &NetworkRecord,
         endpoint: &EndpointRecord,
         sandbox: &SandboxRecord,
+        _: &JoinContext,
     ) -> Result<JoinInfo, DriverError> {
         let key = (endpoint.id.clone(), sandbox.id.clone());
         self.call(DriverOp::Join, endpoint.id.to_string(), |s| {
@@ -150,5 +163,26 @@ impl Driver for FakeDriver {
         self.call(DriverOp::Leave, endpoint.id.to_string(), |s| {
             s.joins.remove(&key);
         })
+    }
+
+    async fn reconcile(&self, wanted: &Wanted) -> Result<(), DriverError> {
+        // Like a kernel driver: what is wanted exists afterwards, nothing else does.
+        self.call(
+            DriverOp::Reconcile,
+            format!("{} networks", wanted.networks.len()),
+            |s| {
+                s.networks = wanted.networks.iter().map(|n| n.id.clone()).collect();
+                s.endpoints = wanted.endpoints.iter().map(|(e, _)| e.id.clone()).collect();
+                s.joins = wanted
+                    .endpoints
+                    .iter()
+                    .filter_map(|(e, join)| {
+                        join.as_ref()
+                            .and(e.attachment.sandbox())
+                            .map(|sb| (e.id.clone(), sb.clone()))
+                    })
+                    .collect();
+            },
+        )
     }
 }

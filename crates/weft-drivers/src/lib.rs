@@ -8,13 +8,19 @@
 //! This crate holds no allocation policy and no persistence.
 #![forbid(unsafe_code)]
 
+pub mod bridge;
 pub mod fake;
+pub mod host;
 pub mod null;
+
+pub use bridge::BridgeDriver;
+pub use host::HostDriver;
 
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use weft_os::{IfName, NsName};
 use weft_types::{
     DriverName, EndpointId, EndpointRecord, Error, ErrorKind, NetworkId, NetworkRecord, SandboxId,
     SandboxRecord, Scope,
@@ -29,6 +35,7 @@ pub enum DriverOp {
     DeleteEndpoint,
     Join,
     Leave,
+    Reconcile,
 }
 
 impl fmt::Display for DriverOp {
@@ -40,6 +47,7 @@ impl fmt::Display for DriverOp {
             DriverOp::DeleteEndpoint => "delete endpoint",
             DriverOp::Join => "join",
             DriverOp::Leave => "leave",
+            DriverOp::Reconcile => "reconcile",
         })
     }
 }
@@ -75,6 +83,40 @@ impl From<DriverError> for Error {
 pub struct Capability {
     /// Local drivers realise networks on one host; global ones span the cluster.
     pub scope: Scope,
+    /// Whether the driver's networks get subnets and endpoints get addresses.
+    pub ipam: bool,
+    /// Whether a sandbox joined to this driver's network uses the host's namespace
+    /// (the `host` driver): it may then be on no other network.
+    pub host_namespace: bool,
+}
+
+impl Capability {
+    /// A local driver with addresses in its own namespace (bridge, null).
+    pub const LOCAL: Capability = Capability {
+        scope: Scope::Local,
+        ipam: true,
+        host_namespace: false,
+    };
+}
+
+/// Where an endpoint joins a sandbox: its namespace and the interface name inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinContext {
+    /// The sandbox's network namespace.
+    pub netns: NsName,
+    /// The interface name inside the sandbox: eth0, eth1, ... in join order.
+    pub ifname: IfName,
+    /// Whether this endpoint carries the sandbox's default route (the first
+    /// non-internal network joined does).
+    pub default_route: bool,
+}
+
+/// What the store wants to exist for one driver, handed over at start.
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    pub networks: Vec<NetworkRecord>,
+    /// Endpoints of those networks, with their join when joined.
+    pub endpoints: Vec<(EndpointRecord, Option<JoinContext>)>,
 }
 
 /// What a successful join hands back to the controller.
@@ -117,6 +159,7 @@ pub trait Driver: Send + Sync + fmt::Debug {
         network: &NetworkRecord,
         endpoint: &EndpointRecord,
         sandbox: &SandboxRecord,
+        context: &JoinContext,
     ) -> Result<JoinInfo, DriverError>;
 
     /// Undoes a join. Takes the sandbox id only: a leave must work even when the
@@ -127,6 +170,13 @@ pub trait Driver: Send + Sync + fmt::Debug {
         endpoint: &EndpointRecord,
         sandbox: &SandboxId,
     ) -> Result<(), DriverError>;
+
+    /// At start, after a crash or a reboot: makes the kernel match `wanted` (creating
+    /// what is missing, adopting what exists) and removes what this driver owns that is
+    /// not wanted. The default does nothing, for drivers without kernel state.
+    async fn reconcile(&self, _wanted: &Wanted) -> Result<(), DriverError> {
+        Ok(())
+    }
 }
 
 /// The drivers an agent offers, by name.
@@ -143,6 +193,11 @@ impl DriverRegistry {
     /// Adds a driver, replacing one of the same name.
     pub fn register(&mut self, driver: Arc<dyn Driver>) {
         self.drivers.insert(driver.name().clone(), driver);
+    }
+
+    /// Every driver, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Driver>> {
+        self.drivers.values()
     }
 
     /// The driver called `name`, or an error listing the available ones.

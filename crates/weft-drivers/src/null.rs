@@ -1,11 +1,10 @@
 //! The `null` driver: networks with addresses but no connectivity. A sandbox on a null
 //! network has only its loopback interface.
 
-use crate::{Capability, Driver, DriverError, JoinInfo};
+use crate::{Capability, Driver, DriverError, JoinContext, JoinInfo};
 use async_trait::async_trait;
 use weft_types::{
     DriverName, EndpointId, EndpointRecord, NetworkId, NetworkRecord, SandboxId, SandboxRecord,
-    Scope,
 };
 
 #[derive(Debug)]
@@ -34,9 +33,7 @@ impl Driver for NullDriver {
     }
 
     fn capability(&self) -> Capability {
-        Capability {
-            scope: Scope::Local,
-        }
+        Capability::LOCAL
     }
 
     fn validate_network(&self, network: &NetworkRecord) -> Result<(), DriverError> {
@@ -74,6 +71,7 @@ impl Driver for NullDriver {
         _: &NetworkRecord,
         _: &EndpointRecord,
         _: &SandboxRecord,
+        _: &JoinContext,
     ) -> Result<JoinInfo, DriverError> {
         Ok(JoinInfo::default())
     }

@@ -387,6 +387,14 @@ pub enum Error {
         source: io::Error,
     },
     /// Spawning a command in a namespace failed.
+    #[error("failed to kill the processes of network namespace {name}")]
+    KillProcesses {
+        /// Namespace.
+        name: NsName,
+        /// Underlying error.
+        source: io::Error,
+    },
+    /// Starting a process inside a namespace failed.
     #[error("failed to spawn {program} in {ns}")]
     SpawnCommand {
         /// Program.

@@ -38,6 +38,53 @@ pub async fn spawn_in_netns(ns: Option<PathBuf>, mut cmd: Command) -> io::Result
     nsthread::in_netns(ns, move || cmd.spawn()).await
 }
 
+/// Kills every process whose network namespace is the one bound at `ns_path`, then
+/// waits (at most 5 s) until none is left. Our own process is never killed.
+pub fn kill_all_in(ns_path: &std::path::Path) -> io::Result<usize> {
+    use std::os::unix::fs::MetadataExt;
+    let target = std::fs::metadata(ns_path)?;
+    let key = (target.dev(), target.ino());
+    let me = std::process::id();
+    let in_ns = || -> io::Result<Vec<i32>> {
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc")?.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // Processes may exit while we look: a vanished one is simply not counted.
+            let Ok(meta) = std::fs::metadata(entry.path().join("ns/net")) else {
+                continue;
+            };
+            if (meta.dev(), meta.ino()) == key && pid != me {
+                pids.push(i32::try_from(pid).map_err(io::Error::other)?);
+            }
+        }
+        Ok(pids)
+    };
+    let victims = in_ns()?;
+    for pid in &victims {
+        // ESRCH (already gone) is fine.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !in_ns()?.is_empty() {
+        if std::time::Instant::now() >= deadline {
+            return Err(io::Error::other(
+                "processes still running 5 s after SIGKILL",
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(victims.len())
+}
+
 /// The exit code of a finished process: its status, or 128 + signal as shells report it.
 pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;

@@ -133,6 +133,10 @@ pub trait FirewallOps: Send + Sync {
 pub trait ExecOps: Send + Sync {
     /// Starts `cmd` inside `ns`.
     async fn spawn(&self, ns: &NsRef, cmd: &CommandSpec) -> Result<Process>;
+
+    /// Kills (SIGKILL) every process whose network namespace is `ns` and waits, for a
+    /// bounded time, until they are gone; returns how many were killed. Absent = 0.
+    async fn kill_all(&self, ns: &NsName) -> Result<usize>;
 }
 
 /// Everything the drivers and the controller need from the kernel.

@@ -436,6 +436,21 @@ fn family_name(table: &NftTable) -> String {
 
 #[async_trait]
 impl ExecOps for RealKernel {
+    async fn kill_all(&self, ns: &NsName) -> Result<usize> {
+        let path = self.dir.path(ns);
+        if !self.dir.exists(ns) {
+            return Ok(0);
+        }
+        let name = ns.clone();
+        tokio::task::spawn_blocking(move || exec::kill_all_in(&path))
+            .await
+            .map_err(|e| Error::KillProcesses {
+                name: name.clone(),
+                source: io::Error::other(e),
+            })?
+            .map_err(|source| Error::KillProcesses { name, source })
+    }
+
     async fn spawn(&self, ns: &NsRef, cmd: &CommandSpec) -> Result<Process> {
         let path = self.ns_path(ns)?;
         exec::spawn_in_netns(path, exec::command(cmd))

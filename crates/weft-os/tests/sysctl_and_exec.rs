@@ -68,3 +68,31 @@ async fn spawned_command_runs_inside_the_namespace() {
     assert_eq!(k.spawn(&ns, &fail).await.unwrap().wait().await.unwrap(), 7);
     guard.finish();
 }
+
+#[tokio::test]
+async fn kill_all_ends_every_process_of_the_namespace_and_no_other() {
+    require_root();
+    require_tools(&["sleep"]);
+    let mut guard = NsGuard::new();
+    let k = RealKernel::new().unwrap();
+    let (na, nb) = (guard.name("ka"), guard.name("kb"));
+    k.create_netns(&na).await.unwrap();
+    k.create_netns(&nb).await.unwrap();
+    let sleep = CommandSpec::new("sleep", ["30"]).stdio(StdioMode::Null);
+    let mut inside = Vec::new();
+    for _ in 0..3 {
+        inside.push(k.spawn(&NsRef::named(&na), &sleep).await.unwrap());
+    }
+    let mut outside = k.spawn(&NsRef::named(&nb), &sleep).await.unwrap();
+
+    assert_eq!(k.kill_all(&na).await.unwrap(), 3);
+    for p in inside {
+        assert_eq!(p.wait().await.unwrap(), 128 + 9, "killed by SIGKILL");
+    }
+    let other = outside.child_mut().unwrap().try_wait().unwrap();
+    assert!(other.is_none(), "a process of another namespace was killed");
+    assert_eq!(k.kill_all(&na).await.unwrap(), 0, "nothing left to kill");
+    k.kill_all(&nb).await.unwrap();
+    outside.wait().await.unwrap();
+    guard.finish();
+}

@@ -21,6 +21,8 @@ fn endpoint(i: usize) -> EndpointRecord {
         aliases: vec![],
         service: None,
         attachment: Attachment::Detached,
+        interface: None,
+        owner: None,
         created_ms: 1_700_000_000_000,
         lifecycle: Lifecycle::Ready,
     }

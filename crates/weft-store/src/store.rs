@@ -300,6 +300,15 @@ fn check_directory(dir: &Path) -> Result<bool, StoreError> {
     Ok(db_len > 0)
 }
 
+/// True for sled's "could not acquire lock" error. sled 0.34 wraps the WouldBlock of its
+/// file lock into an error of kind Other, so its message is all there is to test.
+fn is_lock_busy(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
+}
+
+/// How long opening waits for another holder of the store's lock to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Opens sled. Flushing happens on every commit, so sled's background flusher is off: a
 /// write is durable exactly when the call that made it returns.
 fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
@@ -309,9 +318,27 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
         .flush_every_ms(None);
     // sled 0.34 asserts on some damaged files instead of returning an error; a damaged
     // store must be a message naming the path, not a crash of the agent.
-    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+    // The lock of a store just closed is released by sled a moment later, and an agent
+    // restarted in a hurry can race its previous process: wait a little for it.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let opened = loop {
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        match &opened {
+            Ok(Err(sled::Error::Io(e)))
+                if is_lock_busy(e) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => break opened,
+        }
+    };
     match opened {
         Ok(Ok(db)) => Ok(db),
+        Ok(Err(sled::Error::Io(e))) if is_lock_busy(&e) => Err(StoreError::Open {
+            path: dir.to_owned(),
+            reason: "it is in use by another process: is another agent running with this data directory?"
+                .to_owned(),
+        }),
         Ok(Err(e)) => Err(StoreError::Open {
             path: dir.to_owned(),
             reason: e.to_string(),

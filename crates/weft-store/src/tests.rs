@@ -15,6 +15,8 @@ fn endpoint(name: &str) -> EndpointRecord {
         aliases: vec!["web".parse().unwrap()],
         service: None,
         attachment: Attachment::Joined(SandboxId::random()),
+        interface: None,
+        owner: None,
         created_ms: 1_700_000_000_000,
         lifecycle: Lifecycle::Ready,
     }

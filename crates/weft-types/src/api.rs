@@ -103,6 +103,9 @@ pub struct CreateEndpointRequest {
     pub aliases: Vec<Name>,
     #[serde(default)]
     pub service: Option<Name>,
+    /// A sandbox (name or id) this endpoint is created for: it is deleted with it.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// An endpoint as reported.
@@ -141,6 +144,8 @@ pub struct CreateSandboxRequest {
 /// One endpoint joined to a sandbox, in join order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxEndpoint {
+    /// Interface name inside the sandbox.
+    pub interface: Option<String>,
     pub endpoint_id: EndpointId,
     pub endpoint: Name,
     pub network: Name,
@@ -155,6 +160,9 @@ pub struct SandboxInfo {
     pub id: SandboxId,
     pub name: Name,
     pub hostname: Option<Hostname>,
+    /// The network namespace to enter to run something in the sandbox (the host's when
+    /// the sandbox is on a `host` network).
+    pub netns: String,
     pub created_ms: u64,
     pub endpoints: Vec<SandboxEndpoint>,
 }

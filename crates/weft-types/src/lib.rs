@@ -20,5 +20,6 @@ pub use mac::MacAddr;
 pub use name::{DriverName, Hostname, Name};
 pub use options::{Labels, Options};
 pub use record::{
-    Attachment, EndpointRecord, Lifecycle, NetworkRecord, SandboxRecord, Scope, SubnetConfig,
+    Attachment, EndpointRecord, Lifecycle, NetworkRecord, SandboxInterface, SandboxRecord, Scope,
+    SubnetConfig,
 };

@@ -66,6 +66,11 @@ impl DriverName {
         DriverName("null".into())
     }
 
+    /// The `host` driver: sandboxes use the host's namespace.
+    pub fn host() -> Self {
+        DriverName("host".into())
+    }
+
     /// The default driver when none is named, as in Docker.
     pub fn bridge() -> Self {
         DriverName("bridge".into())

@@ -93,6 +93,15 @@ impl Attachment {
     }
 }
 
+/// How a joined endpoint appears inside its sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxInterface {
+    /// Interface name inside the sandbox: eth0, eth1, ... in join order.
+    pub name: String,
+    /// Whether the sandbox's default route goes through this endpoint's network.
+    pub default_route: bool,
+}
+
 /// An endpoint as stored. Addresses carry their subnet's prefix length.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointRecord {
@@ -105,6 +114,10 @@ pub struct EndpointRecord {
     pub aliases: Vec<Name>,
     pub service: Option<Name>,
     pub attachment: Attachment,
+    /// Set from the join intent until the endpoint is detached again.
+    pub interface: Option<SandboxInterface>,
+    /// The sandbox this endpoint was created for (by `weft run`): deleted with it.
+    pub owner: Option<SandboxId>,
     pub created_ms: u64,
     pub lifecycle: Lifecycle,
 }

@@ -103,6 +103,11 @@ mod tests {
             aliases: vec!["web".parse().unwrap()],
             service: None,
             attachment: Attachment::Joined(SandboxId::random()),
+            interface: Some(SandboxInterface {
+                name: "eth0".into(),
+                default_route: true,
+            }),
+            owner: None,
             created_ms: 1_700_000_000_000,
             lifecycle: Lifecycle::Ready,
         }

@@ -12,6 +12,8 @@ use tracing::info;
 use weft_controller::{Controller, ControllerConfig, Core};
 use weft_drivers::DriverRegistry;
 use weft_drivers::null::NullDriver;
+use weft_drivers::{BridgeDriver, HostDriver};
+use weft_os::{Kernel, RealKernel};
 use weft_store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -36,17 +38,16 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
 
 async fn serve(config: AgentConfig) -> anyhow::Result<()> {
     let store = open_store(config.data_dir.clone()).await?;
-    let mut drivers = DriverRegistry::new();
-    drivers.register(Arc::new(NullDriver::new()));
-    let core = Core::open(
-        ControllerConfig {
-            ipam: config.ipam.clone(),
-        },
-        store,
-        drivers,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("cannot start the controller: {e}"))?;
+    let kernel: Arc<dyn Kernel> =
+        Arc::new(RealKernel::new().map_err(|e| anyhow::anyhow!("cannot reach the kernel: {e}"))?);
+    let drivers = drivers(&kernel);
+    let controller_config = ControllerConfig {
+        ipam: config.ipam.clone(),
+        netns_prefix: config.netns_prefix.clone(),
+    };
+    let core = Core::open(controller_config, store, drivers, kernel)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the controller: {e}"))?;
     let controller = actix::Actor::start(Controller::new(core));
     let listener = bind(&config.api_socket).await?;
     info!(socket = %config.api_socket.display(), node = %config.node_name, "weft agent ready");
@@ -58,6 +59,15 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
     served.context("API server failed")?;
     info!("weft agent stopped");
     Ok(())
+}
+
+/// The drivers this agent offers.
+fn drivers(kernel: &Arc<dyn Kernel>) -> DriverRegistry {
+    let mut drivers = DriverRegistry::new();
+    drivers.register(Arc::new(BridgeDriver::new(kernel.clone())));
+    drivers.register(Arc::new(HostDriver::new()));
+    drivers.register(Arc::new(NullDriver::new()));
+    drivers
 }
 
 async fn open_store(dir: PathBuf) -> anyhow::Result<Store> {

@@ -70,6 +70,7 @@ pub async fn run(cmd: EndpointCmd, ctx: &Ctx) -> Result<(), CallError> {
                 mac,
                 aliases: alias,
                 service,
+                owner: None,
             };
             let info: EndpointInfo = ctx
                 .client

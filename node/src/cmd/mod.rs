@@ -2,7 +2,9 @@
 
 pub mod agent;
 pub mod endpoint;
+pub mod exec;
 pub mod network;
+pub mod run;
 pub mod sandbox;
 pub mod version;
 

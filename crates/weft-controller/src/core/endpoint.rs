@@ -7,11 +7,13 @@ use crate::crash;
 use ipnet::IpNet;
 use std::net::IpAddr;
 use tracing::{info, warn};
+use weft_drivers::JoinContext;
 use weft_ipam::{AddressRequest, PoolId};
+use weft_os::IfName;
 use weft_types::api::{CreateEndpointRequest, EndpointInfo};
 use weft_types::{
     Attachment, EndpointId, EndpointRecord, Error, ErrorKind, Lifecycle, MacAddr, NetworkRecord,
-    SandboxId,
+    SandboxId, SandboxInterface, SandboxRecord,
 };
 
 impl Core {
@@ -31,6 +33,11 @@ impl Core {
             )));
         }
         let driver = self.network_driver(&network)?;
+        let owner = req
+            .owner
+            .as_deref()
+            .map(|s| self.find_sandbox(s).map(|s| s.id.clone()))
+            .transpose()?;
         let (ipv4, ipv6) = self.allocate_endpoint_addresses(&network, &req)?;
         let mac = req.mac.unwrap_or_else(|| match ipv4 {
             Some(IpNet::V4(v4)) => MacAddr::from_ipv4(v4.addr()),
@@ -46,6 +53,8 @@ impl Core {
             aliases: req.aliases,
             service: req.service,
             attachment: Attachment::Detached,
+            interface: None,
+            owner,
             created_ms: now_ms(),
             lifecycle: Lifecycle::Creating,
         };
@@ -144,10 +153,16 @@ impl Core {
         let sandbox = self.find_sandbox(sandbox_ref)?.clone();
         self.check_join(&network, &endpoint, &sandbox.id, sandbox.name.as_str())?;
         let driver = self.network_driver(&network)?;
+        self.check_host_namespace(&sandbox, &network, driver.capability().host_namespace)?;
+        let context = self.join_context(&network, &sandbox.id)?;
         endpoint.attachment = Attachment::Joining(sandbox.id.clone());
+        endpoint.interface = Some(SandboxInterface {
+            name: context.ifname.to_string(),
+            default_route: context.default_route,
+        });
         self.save(endpoint.clone()).await?;
         crash::point(crash::JOIN_INTENT);
-        if let Err(e) = driver.join(&network, &endpoint, &sandbox).await {
+        if let Err(e) = driver.join(&network, &endpoint, &sandbox, &context).await {
             self.undo_join(&network, endpoint).await;
             return Err(e.into());
         }
@@ -200,6 +215,7 @@ impl Core {
         }
         crash::point(crash::LEAVE_DRIVER);
         endpoint.attachment = Attachment::Detached;
+        endpoint.interface = None;
         self.save(endpoint.clone()).await?;
         crash::point(crash::LEAVE_DONE);
         info!(endpoint = %endpoint.name, sandbox = %sandbox.short(), "left");
@@ -232,6 +248,85 @@ impl Core {
         Ok(())
     }
 
+    /// Endpoints joined (or being joined) to `sandbox`, other than `except`.
+    fn joined_to<'a>(
+        &'a self,
+        sandbox: &'a SandboxId,
+        except: Option<&'a EndpointId>,
+    ) -> impl Iterator<Item = &'a EndpointRecord> {
+        self.endpoints
+            .values()
+            .map(|s| &s.record)
+            .filter(move |e| e.attachment.sandbox() == Some(sandbox) && Some(&e.id) != except)
+    }
+
+    /// A sandbox on a `host` network uses the host's namespace, so it can be on no
+    /// other network, and a sandbox on other networks cannot move to the host's.
+    fn check_host_namespace(
+        &self,
+        sandbox: &SandboxRecord,
+        network: &NetworkRecord,
+        host_namespace: bool,
+    ) -> Result<(), Error> {
+        for other in self.joined_to(&sandbox.id, None) {
+            let Some(other_net) = self.networks.get(&other.network) else {
+                continue;
+            };
+            let other_host = self
+                .network_driver(&other_net.record)
+                .is_ok_and(|d| d.capability().host_namespace);
+            if host_namespace || other_host {
+                return Err(Error::forbidden(format!(
+                    "sandbox {} cannot be on both network {} and network {}: a sandbox on a host network uses the host's namespace and can be on no other network",
+                    sandbox.name, other_net.record.name, network.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the endpoint goes in the sandbox: the first free ethN, and the default
+    /// route when this is the first non-internal network joined.
+    pub(crate) fn join_context(
+        &self,
+        network: &NetworkRecord,
+        sandbox: &SandboxId,
+    ) -> Result<JoinContext, Error> {
+        let others: Vec<&EndpointRecord> = self.joined_to(sandbox, None).collect();
+        let used: Vec<&str> = others
+            .iter()
+            .filter_map(|e| e.interface.as_ref())
+            .map(|i| i.name.as_str())
+            .collect();
+        let name = (0..)
+            .map(|n| format!("eth{n}"))
+            .find(|n| !used.contains(&n.as_str()))
+            .unwrap_or_else(|| "eth0".to_owned());
+        let has_default = others
+            .iter()
+            .any(|e| e.interface.as_ref().is_some_and(|i| i.default_route));
+        Ok(JoinContext {
+            netns: self.sandbox_netns(sandbox)?,
+            ifname: IfName::new(name)
+                .map_err(|e| Error::internal(format!("interface name: {e}")))?,
+            default_route: !network.internal && !has_default,
+        })
+    }
+
+    /// The context of an endpoint already joined, rebuilt from its record (at start).
+    pub(crate) fn stored_join_context(&self, endpoint: &EndpointRecord) -> Option<JoinContext> {
+        let sandbox = match &endpoint.attachment {
+            Attachment::Joined(s) => s,
+            _ => return None,
+        };
+        let interface = endpoint.interface.as_ref()?;
+        Some(JoinContext {
+            netns: self.sandbox_netns(sandbox).ok()?,
+            ifname: IfName::new(interface.name.clone()).ok()?,
+            default_route: interface.default_route,
+        })
+    }
+
     /// Undoes a join whose intent was persisted; failures leave it `joining`, which the
     /// next start detaches.
     async fn undo_join(&mut self, network: &NetworkRecord, mut endpoint: EndpointRecord) {
@@ -250,6 +345,7 @@ impl Core {
             return;
         }
         endpoint.attachment = Attachment::Detached;
+        endpoint.interface = None;
         if let Err(e) = self.save(endpoint.clone()).await {
             warn!(endpoint = %endpoint.name, error = %e, "rollback: failed to persist detached endpoint");
         }

@@ -137,6 +137,7 @@ impl Core {
             .filter_map(|e| {
                 let network = self.networks.get(&e.network)?;
                 Some(SandboxEndpoint {
+                    interface: e.interface.as_ref().map(|i| i.name.clone()),
                     endpoint_id: e.id.clone(),
                     endpoint: e.name.clone(),
                     network: network.record.name.clone(),
@@ -148,12 +149,32 @@ impl Core {
             .collect();
         endpoints.sort_by(|a, b| a.network.cmp(&b.network));
         Ok(SandboxInfo {
+            netns: self.sandbox_netns_path(id)?,
             id: s.id.clone(),
             name: s.name.clone(),
             hostname: s.hostname.clone(),
             created_ms: s.created_ms,
             endpoints,
         })
+    }
+
+    /// The namespace to enter to run in the sandbox: the agent's own when the sandbox is
+    /// on a host network, else the sandbox's.
+    fn sandbox_netns_path(&self, id: &SandboxId) -> Result<String, Error> {
+        let on_host = self
+            .ready_endpoints()
+            .filter(|e| e.attachment == Attachment::Joined(id.clone()))
+            .any(|e| {
+                self.networks
+                    .get(&e.network)
+                    .and_then(|n| self.network_driver(&n.record).ok())
+                    .is_some_and(|d| d.capability().host_namespace)
+            });
+        if on_host {
+            return Ok(format!("/proc/{}/ns/net", std::process::id()));
+        }
+        let netns = self.sandbox_netns(id)?;
+        Ok(self.kernel.netns_path(&netns).display().to_string())
     }
 
     fn ready_endpoints(&self) -> impl Iterator<Item = &EndpointRecord> {

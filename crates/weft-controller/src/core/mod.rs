@@ -19,9 +19,11 @@ mod sandbox;
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use weft_drivers::DriverRegistry;
 use weft_ipam::{Ipam, IpamConfig, PoolId};
+use weft_os::Kernel;
 use weft_store::{Expect, Store, StoreError, Txn};
 use weft_types::record::Record;
 use weft_types::{
@@ -30,10 +32,21 @@ use weft_types::{
 };
 
 /// How the controller is set up.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ControllerConfig {
     /// Predefined pools for automatically chosen subnets.
     pub ipam: IpamConfig,
+    /// Prefix of every namespace this agent creates (several agents may share a host).
+    pub netns_prefix: String,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            ipam: IpamConfig::default(),
+            netns_prefix: "weft-".to_owned(),
+        }
+    }
 }
 
 /// A record with the store version it was last written with.
@@ -58,6 +71,8 @@ pub struct Core {
     store: Store,
     ipam: Ipam,
     drivers: DriverRegistry,
+    kernel: Arc<dyn Kernel>,
+    netns_prefix: String,
     networks: BTreeMap<NetworkId, Stored<NetworkRecord>>,
     endpoints: BTreeMap<EndpointId, Stored<EndpointRecord>>,
     sandboxes: BTreeMap<SandboxId, Stored<SandboxRecord>>,
@@ -99,6 +114,7 @@ impl Core {
         config: ControllerConfig,
         store: Store,
         drivers: DriverRegistry,
+        kernel: Arc<dyn Kernel>,
     ) -> Result<Core, Error> {
         let ipam = Ipam::new(config.ipam)
             .map_err(|e| Error::invalid(format!("ipam configuration: {e}")))?;
@@ -106,6 +122,8 @@ impl Core {
             store,
             ipam,
             drivers,
+            kernel,
+            netns_prefix: config.netns_prefix,
             networks: BTreeMap::new(),
             endpoints: BTreeMap::new(),
             sandboxes: BTreeMap::new(),
@@ -244,8 +262,20 @@ fn store_error(e: StoreError, during: &str) -> Error {
     Error::new(ErrorKind::Internal, format!("store {during} failed: {e}"))
 }
 
+/// Milliseconds since the epoch, strictly increasing within this process, so creation
+/// stamps order objects even when two are made in the same millisecond.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = wall.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
 }

@@ -23,8 +23,17 @@ impl Core {
         let driver_name = req.driver.clone().unwrap_or_else(DriverName::bridge);
         let driver = self.drivers.get(&driver_name)?;
         self.check_network_name_free(&req)?;
-        let requests = subnet_requests(&req)?;
-        let scope = driver.capability().scope;
+        let capability = driver.capability();
+        let requests = if capability.ipam {
+            subnet_requests(&req)?
+        } else if req.subnets.is_empty() && !req.ipv6 {
+            Vec::new()
+        } else {
+            return Err(Error::invalid(format!(
+                "driver {driver_name} gives no addresses: --subnet, --gateway, --ip-range and --ipv6 do not apply"
+            )));
+        };
+        let scope = capability.scope;
         let space = match scope {
             Scope::Local => AddressSpace::Local,
             Scope::Global => AddressSpace::Global,

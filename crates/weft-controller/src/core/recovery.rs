@@ -12,8 +12,12 @@
 //! | network `deleting`             | delete its endpoints, then the network   |
 
 use super::Core;
+use super::sandbox::kernel_error;
+use std::collections::BTreeSet;
 use tracing::info;
-use weft_types::{Attachment, Error, Lifecycle, NetworkRecord};
+use weft_drivers::Wanted;
+use weft_os::NsName;
+use weft_types::{Attachment, DriverName, Error, Lifecycle, NetworkRecord};
 
 impl Core {
     pub(crate) async fn recover(&mut self) -> Result<(), Error> {
@@ -23,6 +27,7 @@ impl Core {
         fixed += self.recover_endpoints().await?;
         fixed += self.recover_sandboxes().await?;
         fixed += self.recover_networks().await?;
+        fixed += self.reconcile_kernel().await?;
         info!(
             networks = self.networks.len(),
             endpoints = self.endpoints.len(),
@@ -33,13 +38,72 @@ impl Core {
         Ok(())
     }
 
+    /// Makes the kernel match the store: every sandbox has its namespace, namespaces of
+    /// sandboxes that no longer exist are removed (with what runs in them), and each
+    /// driver recreates or adopts what it wants and removes what it owns but does not.
+    async fn reconcile_kernel(&mut self) -> Result<usize, Error> {
+        let mut wanted = BTreeSet::new();
+        for id in self.sandboxes.keys() {
+            let netns = self.sandbox_netns(id)?;
+            self.kernel
+                .create_netns(&netns)
+                .await
+                .map_err(|e| kernel_error(format!("cannot restore namespace {netns}"), e))?;
+            wanted.insert(netns);
+        }
+        let prefix = self.sandbox_netns_prefix();
+        let existing = self
+            .kernel
+            .list_netns(&prefix)
+            .await
+            .map_err(|e| kernel_error(format!("cannot list namespaces {prefix}*"), e))?;
+        let stray: Vec<NsName> = existing
+            .into_iter()
+            .filter(|n| !wanted.contains(n))
+            .collect();
+        for netns in &stray {
+            info!(%netns, "reconcile: removing namespace of a sandbox that no longer exists");
+            self.remove_netns(netns).await?;
+        }
+        let drivers: Vec<_> = self.drivers.iter().cloned().collect();
+        for driver in drivers {
+            let wanted = self.wanted_for(driver.name());
+            driver
+                .reconcile(&wanted)
+                .await
+                .map_err(|e| Error::from(e).context("reconcile at start"))?;
+        }
+        Ok(stray.len())
+    }
+
+    /// What the store wants of one driver.
+    fn wanted_for(&self, driver: &DriverName) -> Wanted {
+        let networks: Vec<NetworkRecord> = self
+            .networks
+            .values()
+            .map(|s| s.record.clone())
+            .filter(|n| &n.driver == driver)
+            .collect();
+        let endpoints = self
+            .endpoints
+            .values()
+            .map(|s| &s.record)
+            .filter(|e| networks.iter().any(|n| n.id == e.network))
+            .map(|e| (e.clone(), self.stored_join_context(e)))
+            .collect();
+        Wanted {
+            networks,
+            endpoints,
+        }
+    }
+
     /// Gateways and endpoint addresses are reserved before anything new is allocated.
     /// Networks are replayed in creation order, so automatic subnets resume after the
     /// newest one still in use (the exact position of the search is not stored).
     fn rebuild_ipam(&mut self) -> Result<(), Error> {
         let mut networks: Vec<NetworkRecord> =
             self.networks.values().map(|s| s.record.clone()).collect();
-        networks.sort_by_key(|n| n.created_ms);
+        networks.sort_by_key(|n| (n.created_ms, n.subnets.first().map(|s| s.subnet)));
         for network in &networks {
             self.reserve_network(network)?;
             if network.auto_subnet {
@@ -79,7 +143,13 @@ impl Core {
             .endpoints
             .values()
             .map(|s| &s.record)
-            .filter(|e| e.lifecycle != Lifecycle::Ready || !self.networks.contains_key(&e.network))
+            .filter(|e| {
+                e.lifecycle != Lifecycle::Ready
+                    || !self.networks.contains_key(&e.network)
+                    || e.owner
+                        .as_ref()
+                        .is_some_and(|o| !self.sandboxes.contains_key(o))
+            })
             .map(|e| e.id.clone())
             .collect();
         for id in &stale {

@@ -1,14 +1,31 @@
-//! Sandboxes: one per container name. In this release a sandbox is a record; the
-//! namespace behind it arrives with the kernel-backed drivers.
+//! Sandboxes: one network namespace per sandbox, named from the agent's prefix and the
+//! sandbox id, with `lo` up; one sandbox per container name.
 
 use super::{Core, now_ms};
 use crate::crash;
-use tracing::info;
+use tracing::{info, warn};
+use weft_os::NsName;
 use weft_types::api::{CreateSandboxRequest, SandboxInfo};
 use weft_types::{Error, ErrorKind, Lifecycle, SandboxId, SandboxRecord};
 
+/// The kernel's failures as users see them.
+pub(crate) fn kernel_error(what: impl std::fmt::Display, e: weft_os::Error) -> Error {
+    Error::internal(format!("{what}: {e}"))
+}
+
 impl Core {
-    /// Creates a sandbox; the name must be unused.
+    /// The namespace of a sandbox: `<prefix>sb-<first 12 hex digits of its id>`.
+    pub(crate) fn sandbox_netns(&self, id: &SandboxId) -> Result<NsName, Error> {
+        NsName::new(format!("{}sb-{}", self.netns_prefix, id.short()))
+            .map_err(|e| Error::internal(format!("namespace name for sandbox {}: {e}", id.short())))
+    }
+
+    /// The prefix every sandbox namespace of this agent starts with.
+    pub(crate) fn sandbox_netns_prefix(&self) -> String {
+        format!("{}sb-", self.netns_prefix)
+    }
+
+    /// Creates a sandbox and its namespace; the name must be unused.
     pub async fn create_sandbox(
         &mut self,
         req: CreateSandboxRequest,
@@ -27,21 +44,40 @@ impl Core {
             created_ms: now_ms(),
             lifecycle: Lifecycle::Creating,
         };
+        let netns = self.sandbox_netns(&record.id)?;
         self.save(record.clone()).await?;
         crash::point(crash::SANDBOX_CREATE_INTENT);
+        if let Err(e) = self.kernel.create_netns(&netns).await {
+            self.undo_sandbox_create(&record, &netns).await;
+            return Err(kernel_error(
+                format!("cannot create the namespace of sandbox {}", record.name),
+                e,
+            ));
+        }
         record.lifecycle = Lifecycle::Ready;
         if let Err(e) = self.save(record.clone()).await {
-            // Left `creating` if this fails too; the next start removes it.
-            let _ = self.erase::<SandboxRecord>(&record.id).await;
+            self.undo_sandbox_create(&record, &netns).await;
             return Err(e);
         }
         crash::point(crash::SANDBOX_CREATE_DONE);
-        info!(sandbox = %record.name, id = %record.id.short(), "created sandbox");
+        info!(sandbox = %record.name, id = %record.id.short(), %netns, "created sandbox");
         self.sandbox_info(&record.id)
     }
 
+    /// Undoes a create whose intent was persisted; what fails stays `creating` and the
+    /// next start removes it.
+    async fn undo_sandbox_create(&mut self, record: &SandboxRecord, netns: &NsName) {
+        if let Err(e) = self.kernel.delete_netns(netns).await {
+            warn!(sandbox = %record.name, error = %e, "rollback: failed to delete namespace");
+            return;
+        }
+        if let Err(e) = self.erase::<SandboxRecord>(&record.id).await {
+            warn!(sandbox = %record.name, error = %e, "rollback: failed to delete sandbox record");
+        }
+    }
+
     /// Deletes a sandbox. Joined endpoints make this fail unless `force`, which makes
-    /// them leave (the endpoints themselves remain).
+    /// them leave (the endpoints themselves remain). Processes inside are killed.
     pub async fn delete_sandbox(&mut self, reference: &str, force: bool) -> Result<(), Error> {
         let sandbox = self.find_sandbox(reference)?.clone();
         self.delete_sandbox_record(sandbox, force).await
@@ -59,7 +95,8 @@ impl Core {
             .map(|s| (s.record.id.clone(), s.record.name.to_string()))
             .collect();
         if !joined.is_empty() && !force {
-            let names: Vec<&str> = joined.iter().map(|(_, n)| n.as_str()).collect();
+            let mut names: Vec<&str> = joined.iter().map(|(_, n)| n.as_str()).collect();
+            names.sort_unstable();
             return Err(Error::new(
                 ErrorKind::ActiveEndpoints,
                 format!(
@@ -69,6 +106,7 @@ impl Core {
                 ),
             ));
         }
+        let netns = self.sandbox_netns(&sandbox.id)?;
         if sandbox.lifecycle != Lifecycle::Deleting {
             sandbox.lifecycle = Lifecycle::Deleting;
             self.save(sandbox.clone()).await?;
@@ -77,9 +115,35 @@ impl Core {
         for (endpoint, _) in joined {
             self.detach(endpoint).await?;
         }
+        let owned: Vec<_> = self
+            .endpoints
+            .values()
+            .filter(|s| s.record.owner.as_ref() == Some(&sandbox.id))
+            .map(|s| s.record.id.clone())
+            .collect();
+        for endpoint in owned {
+            self.delete_endpoint_record(endpoint, true).await?;
+        }
+        self.remove_netns(&netns).await?;
         self.erase::<SandboxRecord>(&sandbox.id).await?;
         crash::point(crash::SANDBOX_DELETE_DONE);
         info!(sandbox = %sandbox.name, id = %sandbox.id.short(), "deleted sandbox");
         Ok(())
+    }
+
+    /// Kills what runs in a namespace, then deletes it. Absent is fine.
+    pub(crate) async fn remove_netns(&self, netns: &NsName) -> Result<(), Error> {
+        let killed = self
+            .kernel
+            .kill_all(netns)
+            .await
+            .map_err(|e| kernel_error(format!("cannot stop the processes in {netns}"), e))?;
+        if killed > 0 {
+            info!(%netns, killed, "stopped processes of sandbox");
+        }
+        self.kernel
+            .delete_netns(netns)
+            .await
+            .map_err(|e| kernel_error(format!("cannot delete namespace {netns}"), e))
     }
 }

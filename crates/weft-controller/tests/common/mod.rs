@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 use weft_controller::{ControllerConfig, Core};
-use weft_drivers::DriverRegistry;
 use weft_drivers::fake::FakeDriver;
 use weft_drivers::null::NullDriver;
+use weft_drivers::{Capability, DriverRegistry};
 use weft_ipam::{IpamConfig, PredefinedPool};
+use weft_os::FakeKernel;
 use weft_store::Store;
 use weft_types::api::{
     CreateEndpointRequest, CreateNetworkRequest, CreateSandboxRequest, SubnetRequest,
@@ -16,13 +17,24 @@ use weft_types::api::{
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub fake: FakeDriver,
+    /// Stands in for the host driver: its sandboxes use the host's namespace.
+    pub fake_host: FakeDriver,
+    /// The kernel as the controller sees it; survives "restarts" like a real one.
+    pub kernel: Arc<FakeKernel>,
 }
 
 impl Harness {
     pub fn new() -> Self {
+        let host = Capability {
+            scope: weft_types::Scope::Local,
+            ipam: false,
+            host_namespace: true,
+        };
         Harness {
             dir: tempfile::tempdir().unwrap(),
             fake: FakeDriver::new("fake".parse().unwrap()),
+            fake_host: FakeDriver::with_capability("fakehost".parse().unwrap(), host),
+            kernel: Arc::new(FakeKernel::new()),
         }
     }
 
@@ -32,6 +44,7 @@ impl Harness {
                 local: vec![PredefinedPool::new("198.19.0.0/18".parse().unwrap(), 24).unwrap()],
                 global: vec![PredefinedPool::new("198.19.128.0/17".parse().unwrap(), 24).unwrap()],
             },
+            netns_prefix: "t-".to_owned(),
         }
     }
 
@@ -41,7 +54,8 @@ impl Harness {
         let mut drivers = DriverRegistry::new();
         drivers.register(Arc::new(NullDriver::new()));
         drivers.register(Arc::new(self.fake.clone()));
-        Core::open(Self::config(), store, drivers).await
+        drivers.register(Arc::new(self.fake_host.clone()));
+        Core::open(Self::config(), store, drivers, self.kernel.clone()).await
     }
 }
 
@@ -73,6 +87,7 @@ pub fn endpoint(name: &str) -> CreateEndpointRequest {
         mac: None,
         aliases: vec![],
         service: None,
+        owner: None,
     }
 }
 

@@ -417,6 +417,12 @@ impl FirewallOps for FakeKernel {
 
 #[async_trait]
 impl ExecOps for FakeKernel {
+    async fn kill_all(&self, ns: &NsName) -> Result<usize> {
+        let (r, obj) = ns_object(ns);
+        self.enter("kill_all", &r, obj)?;
+        Ok(0)
+    }
+
     async fn spawn(&self, ns: &NsRef, cmd: &CommandSpec) -> Result<Process> {
         let program = cmd.program.to_string_lossy().into_owned();
         let mut g = self.enter("spawn", ns, program)?;

@@ -18,6 +18,8 @@ pub fn endpoint(name: &str) -> EndpointRecord {
         aliases: vec![],
         service: None,
         attachment: Attachment::Detached,
+        interface: None,
+        owner: None,
         created_ms: 1_700_000_000_000,
         lifecycle: Lifecycle::Ready,
     }
