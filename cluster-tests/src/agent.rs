@@ -82,9 +82,57 @@ impl Agent {
             starts: 0,
             netns_prefix,
         };
+        agent.create_host_netns()?;
         agent.spawn(&[])?;
         agent.wait_ready()?;
         Ok(agent)
+    }
+
+    /// The namespace the agent runs in: its "host". Everything the agent does to its
+    /// host (bridges, nftables, sysctls) stays inside it, off the real host.
+    pub fn host_netns(&self) -> String {
+        format!("{}host", self.netns_prefix)
+    }
+
+    fn create_host_netns(&self) -> anyhow::Result<()> {
+        let name = weft_os::NsName::new(self.host_netns()).context("host namespace name")?;
+        weft_os::NetnsDir::new("/run/netns")
+            .create(&name)
+            .context("create host namespace")?;
+        self.host_ip(&["link", "set", "lo", "up"])?;
+        Ok(())
+    }
+
+    /// Runs `ip -n <host namespace> ARGS`, returning stdout.
+    pub fn host_ip(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new("ip")
+            .arg("-n")
+            .arg(self.host_netns())
+            .args(args)
+            .output()
+            .context("run ip")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "ip -n {} {args:?}: {}",
+            self.host_netns(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs `nft ARGS` inside the agent's host namespace, returning stdout.
+    pub fn host_nft(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.host_netns(), "nft"])
+            .args(args)
+            .output()
+            .context("run nft")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "nft {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The prefix of every namespace this agent creates.
@@ -92,10 +140,10 @@ impl Agent {
         &self.netns_prefix
     }
 
-    /// This agent's namespaces that exist now.
+    /// This agent's sandbox namespaces that exist now.
     pub fn namespaces(&self) -> Vec<String> {
         let dir = weft_os::NetnsDir::new("/run/netns");
-        dir.list(&self.netns_prefix)
+        dir.list(&format!("{}sb-", self.netns_prefix))
             .unwrap_or_default()
             .iter()
             .map(ToString::to_string)
@@ -148,7 +196,12 @@ impl Agent {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        self.child = Some(cmd.spawn().context("spawn weft agent")?);
+        let host = weft_os::NetnsDir::new("/run/netns")
+            .root()
+            .join(self.host_netns());
+        let child =
+            weft_os::exec::spawn_in_netns_blocking(Some(host), cmd).context("spawn weft agent")?;
+        self.child = Some(child);
         Ok(())
     }
 
@@ -236,6 +289,46 @@ impl Agent {
             out.stderr
         );
         out.stdout
+    }
+
+    /// The address (without prefix) of `sandbox` on `network`.
+    pub fn ip_of(&self, sandbox: &str, network: &str) -> String {
+        let info = self.json(&["sandbox", "inspect", sandbox]);
+        let endpoints = info[0]["endpoints"].as_array().cloned().unwrap_or_default();
+        let ep = endpoints
+            .iter()
+            .find(|e| e["network"] == network)
+            .unwrap_or_else(|| panic!("sandbox {sandbox} is not on network {network}: {info}"));
+        let ip = ep["ipv4"].as_str().unwrap_or_default();
+        ip.split('/').next().unwrap_or_default().to_owned()
+    }
+
+    /// True when one ICMP echo from `sandbox` to `ip` is answered within `wait_s` seconds.
+    pub fn ping(&self, sandbox: &str, ip: &str, wait_s: u32) -> bool {
+        self.cli(&[
+            "exec",
+            sandbox,
+            "--",
+            "ping",
+            "-n",
+            "-q",
+            "-c1",
+            &format!("-W{wait_s}"),
+            ip,
+        ])
+        .success()
+    }
+
+    /// True when a TCP connection from `sandbox` to `ip:port` opens within 2 seconds.
+    pub fn tcp_connects(&self, sandbox: &str, ip: &str, port: u16) -> bool {
+        let script = format!("exec 3<>/dev/tcp/{ip}/{port}");
+        self.cli(&["exec", sandbox, "--", "timeout", "2", "bash", "-c", &script])
+            .success()
+    }
+
+    /// Starts an iperf3 server (port 5201) in the background inside `sandbox`.
+    pub fn iperf_server(&self, sandbox: &str) {
+        self.ok(&["exec", sandbox, "--", "iperf3", "-s", "-D"]);
     }
 
     /// Everything the agent lists, for before/after comparisons.
