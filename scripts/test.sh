@@ -11,19 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Debian packages the tests and benchmarks call; installed only when missing.
-declare -A tool_pkg=([nft]=nftables [ip]=iproute2 [bridge]=iproute2 [iperf3]=iperf3 [ping]=iputils-ping)
-missing=()
-for tool in "${!tool_pkg[@]}"; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("${tool_pkg[$tool]}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "scripts/test.sh: installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u)
-fi
-for tool in "${!tool_pkg[@]}"; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "scripts/test.sh: $tool is still missing" >&2; exit 1; }
-done
+source scripts/lib/deps.sh
+weft_install_deps
 
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
