@@ -129,7 +129,9 @@ pub async fn run(cmd: EndpointCmd, ctx: &Ctx) -> Result<(), CallError> {
                     seg(&network),
                     seg(&endpoint)
                 ))
-                .await
+                .await?;
+            println!("{endpoint}");
+            Ok(())
         }
     }
 }

@@ -34,7 +34,7 @@ pub enum NetworkCmd {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Driver: bridge (default), null, host, overlay.
+    /// Driver: bridge (default), host or null.
     #[arg(short, long)]
     driver: Option<DriverName>,
     /// Subnet in CIDR form; repeat for several. Default: the next free predefined pool.

@@ -112,7 +112,10 @@ impl Core {
                 }
             }
         }
-        let endpoints: Vec<_> = self.endpoints.values().map(|s| s.record.clone()).collect();
+        // In creation order too: each reservation moves the serial cursor, so it ends
+        // after the newest address, and a just-released one is not handed out at once.
+        let mut endpoints: Vec<_> = self.endpoints.values().map(|s| s.record.clone()).collect();
+        endpoints.sort_by_key(|e| (e.created_ms, e.ipv4));
         for endpoint in &endpoints {
             self.reserve_endpoint(endpoint)?;
         }

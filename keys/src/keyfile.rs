@@ -1,0 +1,178 @@
+//! Keyrings on disk: one key per line, `<id> <64 hex digits>`, the primary first. The
+//! file is written atomically (temporary file, fsync, rename) with mode 0600, and is
+//! refused when anyone but its owner may read it.
+
+use crate::{KEY_LEN, KeyId, Keyring, KeyringError, SymmetricKey};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// A keyring file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("failed to read keyring file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("failed to write keyring file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("keyring file {path}, line {line}: {reason}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("keyring file {path} has mode {mode:o}: others can read it; chmod 600 it")]
+    Exposed { path: PathBuf, mode: u32 },
+    #[error("keyring file {path}: {source}")]
+    Keyring { path: PathBuf, source: KeyringError },
+}
+
+/// Reads the keyring at `path`.
+pub fn read_keyring(path: &Path) -> Result<Keyring, KeyFileError> {
+    let read = |source| KeyFileError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mode = fs::metadata(path).map_err(read)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::Exposed {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let text = Zeroizing::new(fs::read_to_string(path).map_err(read)?);
+    let mut keys = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let parse = |reason: &str| KeyFileError::Parse {
+            path: path.to_owned(),
+            line: i + 1,
+            reason: reason.to_owned(),
+        };
+        let (id, hex_key) = line
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| parse("expected `<id> <64 hex digits>`"))?;
+        let id: u32 = id
+            .parse()
+            .map_err(|_| parse("the key id is not a number"))?;
+        let mut material = Zeroizing::new([0u8; KEY_LEN]);
+        hex::decode_to_slice(hex_key.trim(), material.as_mut_slice())
+            .map_err(|_| parse("the key is not 64 hex digits"))?;
+        keys.push(SymmetricKey::new(KeyId(id), *material));
+    }
+    let mut keys = keys.into_iter();
+    let primary = keys.next().ok_or_else(|| KeyFileError::Parse {
+        path: path.to_owned(),
+        line: 1,
+        reason: "no key".to_owned(),
+    })?;
+    let mut ring = Keyring::new(primary);
+    for key in keys {
+        ring.add(key).map_err(|source| KeyFileError::Keyring {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    Ok(ring)
+}
+
+/// Writes `ring` to `path` atomically, mode 0600, primary first.
+pub fn write_keyring(path: &Path, ring: &Keyring) -> Result<(), KeyFileError> {
+    let write = |source| KeyFileError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut text = Zeroizing::new(String::new());
+    let primary = ring.primary_id();
+    let others = ring.ids().into_iter().filter(|id| *id != primary);
+    for id in std::iter::once(primary).chain(others) {
+        if let Some(key) = ring.get(id) {
+            text.push_str(&format!("{} {}\n", id.0, hex::encode(key.material())));
+        }
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(write)?;
+    file.write_all(text.as_bytes()).map_err(write)?;
+    file.sync_all().map_err(write)?;
+    fs::rename(&tmp, path).map_err(write)
+}
+
+/// The keyring at `path`, created with one fresh key when the file does not exist.
+pub fn load_or_create(path: &Path) -> Result<Keyring, KeyFileError> {
+    if path.exists() {
+        return read_keyring(path);
+    }
+    let key = SymmetricKey::generate(KeyId(1)).map_err(|source| KeyFileError::Keyring {
+        path: path.to_owned(),
+        source,
+    })?;
+    let ring = Keyring::new(key);
+    write_keyring(path, &ring)?;
+    Ok(ring)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_primary_first_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring");
+        let created = load_or_create(&path).unwrap();
+        let mut ring = read_keyring(&path).unwrap();
+        assert_eq!(ring.primary().material(), created.primary().material());
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        ring.add(SymmetricKey::generate(KeyId(2)).unwrap()).unwrap();
+        ring.set_primary(KeyId(2)).unwrap();
+        write_keyring(&path, &ring).unwrap();
+        let back = read_keyring(&path).unwrap();
+        assert_eq!(back.primary_id(), KeyId(2));
+        assert_eq!(back.ids().len(), 2);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("2 "), "primary first: {text}");
+    }
+
+    #[test]
+    fn bad_files_are_errors_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring");
+        for (content, needle) in [
+            ("", "no key"),
+            ("1 abcd\n", "64 hex"),
+            ("x 00\n", "not a number"),
+            ("nokey\n", "expected"),
+        ] {
+            fs::write(&path, content).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            let e = read_keyring(&path).unwrap_err().to_string();
+            assert!(e.contains(needle), "{content:?}: {e}");
+        }
+        fs::write(&path, format!("1 {}\n", "ab".repeat(32))).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            read_keyring(&path),
+            Err(KeyFileError::Exposed { .. })
+        ));
+    }
+}
