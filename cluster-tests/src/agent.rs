@@ -65,6 +65,8 @@ pub struct Agent {
     starts: usize,
     /// Unique per agent: /run/netns is shared by every agent on the machine.
     netns_prefix: String,
+    /// The namespace the agent runs in.
+    host_netns: String,
 }
 
 impl Agent {
@@ -75,14 +77,47 @@ impl Agent {
             .tempdir()
             .context("temp dir")?;
         let netns_prefix = unique_prefix();
+        let host_netns = format!("{netns_prefix}host");
         let mut agent = Agent {
             dir,
             options,
             child: None,
             starts: 0,
             netns_prefix,
+            host_netns,
         };
         agent.create_host_netns()?;
+        agent.spawn(&[])?;
+        agent.wait_ready()?;
+        Ok(agent)
+    }
+
+    /// Starts an agent inside `host_netns`, a namespace the caller created and owns (it
+    /// is neither created nor deleted here), with `--netns-prefix netns_prefix`, and waits
+    /// until its API answers. `options.args` are the agent's complete extra flags: none of
+    /// [`AgentOptions::default`]'s are added. On drop the agent is killed and the
+    /// namespaces under `netns_prefix` deleted; `host_netns` must not start with it.
+    pub fn start_in(
+        host_netns: &str,
+        netns_prefix: &str,
+        options: AgentOptions,
+    ) -> anyhow::Result<Agent> {
+        anyhow::ensure!(
+            !host_netns.starts_with(netns_prefix),
+            "host namespace {host_netns} would be deleted with the agent's prefix {netns_prefix}"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("weft-test-")
+            .tempdir()
+            .context("temp dir")?;
+        let mut agent = Agent {
+            dir,
+            options,
+            child: None,
+            starts: 0,
+            netns_prefix: netns_prefix.to_owned(),
+            host_netns: host_netns.to_owned(),
+        };
         agent.spawn(&[])?;
         agent.wait_ready()?;
         Ok(agent)
@@ -91,7 +126,7 @@ impl Agent {
     /// The namespace the agent runs in: its "host". Everything the agent does to its
     /// host (bridges, nftables, sysctls) stays inside it, off the real host.
     pub fn host_netns(&self) -> String {
-        format!("{}host", self.netns_prefix)
+        self.host_netns.clone()
     }
 
     fn create_host_netns(&self) -> anyhow::Result<()> {

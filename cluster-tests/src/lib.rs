@@ -1,13 +1,16 @@
 //! The test harness for weft as users run it: real `weft agent` processes, each with its
-//! own data directory and API socket, driven through the real CLI.
+//! own data directory and API socket, driven through the real CLI. [`Cluster`] puts N of
+//! them on N hosts (network namespaces) joined by an underlay bridge.
 //!
 //! Everything a test starts is owned by a guard that stops it on drop, so a failing or
 //! panicking test leaves no process behind. Waits are bounded polls, never bare sleeps.
 #![forbid(unsafe_code)]
 
 mod agent;
+pub mod cluster;
 
 pub use agent::{Agent, AgentOptions, CliOutput, aborted};
+pub use cluster::{Cluster, ClusterOptions, Topology, assert_clean};
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -219,7 +219,7 @@ fn check_addresses(agent: &Agent) {
 
 /// Every stored record is complete and refers to objects that exist.
 fn check_store(agent: &Agent) {
-    let store = Store::open(&agent.data_dir()).unwrap();
+    let store = Store::open(&agent.data_dir().join("store")).unwrap();
     let networks: Vec<NetworkRecord> = store.list().unwrap().into_iter().map(|v| v.value).collect();
     let endpoints: Vec<EndpointRecord> =
         store.list().unwrap().into_iter().map(|v| v.value).collect();

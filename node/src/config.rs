@@ -4,7 +4,9 @@
 use anyhow::Context;
 use ipnet::IpNet;
 use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use weft_ipam::{IpamConfig, PredefinedPool};
 
 /// Where the agent keeps its store by default.
@@ -54,6 +56,30 @@ pub struct AgentSettings {
     /// Prefix length of subnets cut from --default-addr-pool.
     #[arg(long, env = "WEFT_DEFAULT_ADDR_POOL_SIZE")]
     pub default_addr_pool_size: Option<u8>,
+    /// Gossip address to bind (default 0.0.0.0:7946).
+    #[arg(long, env = "WEFT_LISTEN_ADDR")]
+    pub listen_addr: Option<SocketAddr>,
+    /// Address other nodes reach this one at (default: the listen address, or
+    /// 127.0.0.1 for a single node listening on every address).
+    #[arg(long, env = "WEFT_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<IpAddr>,
+    /// Gossip addresses of nodes already in the cluster; repeat or comma-separate.
+    #[arg(long, env = "WEFT_JOIN", value_delimiter = ',')]
+    #[serde(default)]
+    pub join: Vec<SocketAddr>,
+    /// The cluster's gossip keyring file (copied into the data dir; a node that starts a
+    /// cluster writes one there).
+    #[arg(long, env = "WEFT_GOSSIP_KEY_FILE")]
+    pub gossip_key_file: Option<PathBuf>,
+    /// HTTP diagnostics and Prometheus metrics (default 127.0.0.1:7948; "off" disables).
+    #[arg(long, env = "WEFT_DIAGNOSTIC_ADDR")]
+    pub diagnostic_addr: Option<String>,
+    /// Gossip round period, e.g. 200ms.
+    #[arg(long, env = "WEFT_GOSSIP_INTERVAL")]
+    pub gossip_interval: Option<String>,
+    /// How long a silent node's entries are kept before it is declared dead, e.g. 60s.
+    #[arg(long, env = "WEFT_SUSPICION_WINDOW")]
+    pub suspicion_window: Option<String>,
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
     #[arg(long, env = "WEFT_LOG_LEVEL")]
     pub log_level: Option<String>,
@@ -79,6 +105,20 @@ pub struct AgentConfig {
     pub ipam: IpamConfig,
     pub log_level: String,
     pub log_format: LogFormat,
+    pub cluster: ClusterSettings,
+}
+
+/// Where and how this node gossips.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub listen: SocketAddr,
+    pub advertise: SocketAddr,
+    /// Seeds given now (empty on a restart that gives none: the stored ones are used).
+    pub join: Vec<SocketAddr>,
+    pub key_file: Option<PathBuf>,
+    pub diagnostic: Option<SocketAddr>,
+    pub gossip_interval: Duration,
+    pub suspicion_window: Duration,
 }
 
 impl AgentConfig {
@@ -88,6 +128,7 @@ impl AgentConfig {
             Some(path) => read_file(path)?,
             None => AgentSettings::default(),
         };
+        let cluster = cluster_settings(&cli, &file)?;
         let pick_vec = |a: Vec<IpNet>, b: Vec<IpNet>| if a.is_empty() { b } else { a };
         let local = pick_vec(cli.local_addr_pool, file.local_addr_pool);
         let global = pick_vec(cli.default_addr_pool, file.default_addr_pool);
@@ -118,6 +159,7 @@ impl AgentConfig {
                 .log_level
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".to_owned()),
+            cluster,
             log_format: cli
                 .log_format
                 .or(file.log_format)
@@ -180,6 +222,80 @@ fn ipam_config(
         .validate()
         .map_err(|e| anyhow::anyhow!("invalid address pools: {e}"))?;
     Ok(config)
+}
+
+/// Gossip port when none is given.
+pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
+/// Diagnostics address when none is given.
+pub const DEFAULT_DIAGNOSTIC_ADDR: &str = "127.0.0.1:7948";
+
+fn cluster_settings(cli: &AgentSettings, file: &AgentSettings) -> anyhow::Result<ClusterSettings> {
+    let listen = cli
+        .listen_addr
+        .or(file.listen_addr)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_GOSSIP_PORT)));
+    let join = if cli.join.is_empty() {
+        file.join.clone()
+    } else {
+        cli.join.clone()
+    };
+    let advertise_ip = match cli.advertise_addr.or(file.advertise_addr) {
+        Some(ip) => ip,
+        None if !listen.ip().is_unspecified() => listen.ip(),
+        None if join.is_empty() => IpAddr::from([127, 0, 0, 1]),
+        None => anyhow::bail!(
+            "--join needs --advertise-addr (or a --listen-addr on one address): other nodes must know where to reach this one"
+        ),
+    };
+    anyhow::ensure!(
+        !advertise_ip.is_unspecified(),
+        "--advertise-addr {advertise_ip} is not an address other nodes can reach"
+    );
+    let diagnostic = match cli
+        .diagnostic_addr
+        .clone()
+        .or(file.diagnostic_addr.clone())
+        .as_deref()
+    {
+        Some("off") => None,
+        Some(addr) => Some(addr.parse().map_err(|_| {
+            anyhow::anyhow!("invalid --diagnostic-addr {addr:?}: expected IP:PORT or off")
+        })?),
+        None => Some(DEFAULT_DIAGNOSTIC_ADDR.parse()?),
+    };
+    let duration =
+        |value: Option<String>, flag: &str, default: Duration| -> anyhow::Result<Duration> {
+            match value {
+                None => Ok(default),
+                Some(v) => humantime::parse_duration(&v)
+                    .map_err(|e| anyhow::anyhow!("invalid --{flag} {v:?}: {e} (e.g. 200ms, 5s)")),
+            }
+        };
+    let gossip_interval = duration(
+        cli.gossip_interval.clone().or(file.gossip_interval.clone()),
+        "gossip-interval",
+        Duration::from_millis(200),
+    )?;
+    anyhow::ensure!(
+        (Duration::from_millis(10)..=Duration::from_secs(10)).contains(&gossip_interval),
+        "--gossip-interval must be between 10ms and 10s"
+    );
+    let suspicion_window = duration(
+        cli.suspicion_window
+            .clone()
+            .or(file.suspicion_window.clone()),
+        "suspicion-window",
+        Duration::from_secs(60),
+    )?;
+    Ok(ClusterSettings {
+        listen,
+        advertise: SocketAddr::new(advertise_ip, listen.port()),
+        join,
+        key_file: cli.gossip_key_file.clone().or(file.gossip_key_file.clone()),
+        diagnostic,
+        gossip_interval,
+        suspicion_window,
+    })
 }
 
 /// Namespace names are file names under /run/netns: keep the prefix short and plain.

@@ -1,8 +1,10 @@
 //! `weft`: the agent daemon and the command line that talks to it.
 
 mod client;
+mod cluster;
 mod cmd;
 mod config;
+mod diag;
 mod output;
 mod server;
 
@@ -43,6 +45,12 @@ enum Command {
     /// Manage sandboxes.
     #[command(subcommand)]
     Sandbox(cmd::sandbox::SandboxCmd),
+    /// The cluster's nodes.
+    #[command(subcommand)]
+    Node(cmd::node::NodeCmd),
+    /// What this node's gossip holds.
+    #[command(subcommand)]
+    Diag(cmd::diag::DiagCmd),
     /// Create a sandbox on networks and run a command in it.
     Run(cmd::run::RunArgs),
     /// Run a command inside a sandbox.
@@ -94,6 +102,8 @@ fn run_client(command: Command, host: &str, format: Format) -> Result<(), CallEr
             Command::Network(c) => cmd::network::run(c, &ctx).await,
             Command::Endpoint(c) => cmd::endpoint::run(c, &ctx).await,
             Command::Sandbox(c) => cmd::sandbox::run(c, &ctx).await,
+            Command::Node(c) => cmd::node::run(c, &ctx).await,
+            Command::Diag(c) => cmd::diag::run(c, &ctx).await,
             Command::Run(a) => cmd::run::run(a, &ctx).await,
             Command::Exec(a) => cmd::exec::run(a, &ctx).await,
             Command::Version => cmd::version::run(&ctx).await,

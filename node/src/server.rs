@@ -2,6 +2,8 @@
 //! controller message. Bodies are parsed here, so malformed JSON gets the same one-line
 //! error shape as every other refusal.
 
+use crate::cluster::cluster_network;
+use crate::diag;
 use actix::{Addr, Handler, Message};
 use axum::Router;
 use axum::body::Bytes;
@@ -12,17 +14,19 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use weft_controller::*;
+use weft_netdb::NetworkDb;
 use weft_types::api::{API_PREFIX, JoinRequest, VersionInfo};
-use weft_types::{Error, ErrorKind};
+use weft_types::{Error, ErrorKind, NetworkId};
 
 #[derive(Clone)]
 struct Api {
     controller: Addr<Controller>,
+    netdb: Addr<NetworkDb>,
     node_name: String,
 }
 
-/// The API's routes, served by `controller`.
-pub fn router(controller: Addr<Controller>, node_name: String) -> Router {
+/// The API's routes, served by `controller` and `netdb`.
+pub fn router(controller: Addr<Controller>, netdb: Addr<NetworkDb>, node_name: String) -> Router {
     let routes = Router::new()
         .route("/version", get(version))
         .route("/networks", get(list_networks).post(create_network))
@@ -49,6 +53,9 @@ pub fn router(controller: Addr<Controller>, node_name: String) -> Router {
             "/sandboxes/{sandbox}",
             get(inspect_sandbox).delete(delete_sandbox),
         )
+        .route("/nodes", get(list_nodes))
+        .route("/nodes/{node}", get(inspect_node))
+        .merge(diag_routes())
         .method_not_allowed_fallback(|| async {
             ApiError(Error::invalid("method not allowed on this path".to_owned()))
         });
@@ -57,6 +64,34 @@ pub fn router(controller: Addr<Controller>, node_name: String) -> Router {
         .fallback(|| async { ApiError(Error::not_found("API path")) })
         .with_state(Api {
             controller,
+            netdb,
+            node_name,
+        })
+}
+
+/// The read-only diagnostics, also served alone on `--diagnostic-addr` with `/metrics`.
+fn diag_routes() -> Router<Api> {
+    Router::new()
+        .route("/diag/peers", get(list_nodes))
+        .route("/diag/network-peers/{network}", get(network_peers))
+        .route("/diag/table/{table}/{network}", get(table))
+        .route("/diag/stats", get(stats))
+}
+
+/// The diagnostic server's routes: the diagnostics, `/metrics` and `/ready`; no changes.
+pub fn diagnostic_router(
+    controller: Addr<Controller>,
+    netdb: Addr<NetworkDb>,
+    node_name: String,
+) -> Router {
+    Router::new()
+        .merge(diag_routes())
+        .route("/metrics", get(metrics))
+        .route("/ready", get(|| async { "OK\n" }))
+        .fallback(|| async { ApiError(Error::not_found("diagnostic path")) })
+        .with_state(Api {
+            controller,
+            netdb,
             node_name,
         })
 }
@@ -112,6 +147,63 @@ fn force(query: Option<String>) -> Result<bool, ApiError> {
         }
     }
     Ok(force)
+}
+
+fn json<T: Serialize>(result: Result<T, Error>) -> ApiResult {
+    result
+        .map(|v| axum::Json(v).into_response())
+        .map_err(ApiError)
+}
+
+async fn list_nodes(State(api): State<Api>) -> ApiResult {
+    json(diag::nodes(&api.netdb).await)
+}
+
+async fn inspect_node(State(api): State<Api>, Path(node): Path<String>) -> ApiResult {
+    let nodes = diag::nodes(&api.netdb).await.map_err(ApiError)?;
+    let found = nodes
+        .into_iter()
+        .find(|n| n.id == node || n.name.as_deref() == Some(node.as_str()));
+    json(found.ok_or_else(|| Error::not_found(format!("node {node}"))))
+}
+
+/// A network by name or id, or `cluster` for the cluster-wide tables.
+async fn network_id(api: &Api, network: String) -> Result<NetworkId, ApiError> {
+    if network == "cluster" {
+        return Ok(cluster_network());
+    }
+    match api.controller.send(InspectNetwork { network }).await {
+        Ok(Ok(info)) => Ok(info.id),
+        Ok(Err(e)) => Err(ApiError(e)),
+        Err(e) => Err(ApiError(Error::new(
+            ErrorKind::Unavailable,
+            format!("controller: {e}"),
+        ))),
+    }
+}
+
+async fn network_peers(State(api): State<Api>, Path(network): Path<String>) -> ApiResult {
+    let id = network_id(&api, network).await?;
+    json(diag::network_peers(&api.netdb, id).await)
+}
+
+async fn table(
+    State(api): State<Api>,
+    Path((table, network)): Path<(String, String)>,
+) -> ApiResult {
+    let id = network_id(&api, network).await?;
+    json(diag::table(&api.netdb, &table, id).await)
+}
+
+async fn stats(State(api): State<Api>) -> ApiResult {
+    json(diag::stats(&api.netdb).await)
+}
+
+async fn metrics(State(api): State<Api>) -> ApiResult {
+    let text = diag::metrics(&api.netdb, &api.controller)
+        .await
+        .map_err(ApiError)?;
+    Ok(([("content-type", "text/plain; version=0.0.4")], text).into_response())
 }
 
 async fn version(State(api): State<Api>) -> impl IntoResponse {

@@ -167,6 +167,36 @@ pub struct SandboxInfo {
     pub endpoints: Vec<SandboxEndpoint>,
 }
 
+/// A cluster member as this node sees it (`GET /v1/nodes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node's id in the cluster (its node name).
+    pub id: String,
+    /// The name the node published; absent once its records are gone.
+    pub name: Option<String>,
+    /// Its gossip address.
+    pub address: String,
+    /// `manager` for the node that started the cluster, `worker` otherwise.
+    pub role: Option<String>,
+    /// `alive`, `suspect`, `dead` or `left`.
+    pub status: String,
+    /// Its incarnation: a restarted node comes back with a larger one.
+    pub generation: u64,
+    /// Entries it owns in the gossip tables.
+    pub entries: usize,
+    /// Whether this is the node answering.
+    pub local: bool,
+}
+
+/// One entry of a gossip table (`GET /v1/diag/table/{table}/{network}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableEntryInfo {
+    pub key: String,
+    pub owner: String,
+    /// The value as text when it is UTF-8, else hex.
+    pub value: String,
+}
+
 /// `GET /v1/version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionInfo {

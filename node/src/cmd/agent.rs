@@ -2,7 +2,7 @@
 //! crash interrupted), and serves the local API until SIGTERM or SIGINT.
 
 use crate::config::{AgentConfig, AgentSettings, LogFormat};
-use crate::server;
+use crate::{cluster, server};
 use anyhow::Context;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -37,7 +37,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: AgentConfig) -> anyhow::Result<()> {
-    let store = open_store(config.data_dir.clone()).await?;
+    // The store has a directory of its own; cluster files sit beside it.
+    let store = open_store(config.data_dir.join("store")).await?;
     let kernel: Arc<dyn Kernel> =
         Arc::new(RealKernel::new().map_err(|e| anyhow::anyhow!("cannot reach the kernel: {e}"))?);
     let drivers = drivers(&kernel);
@@ -49,13 +50,36 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the controller: {e}"))?;
     let controller = actix::Actor::start(Controller::new(core));
+    let netdb = cluster::start(&config.data_dir, &config.node_name, &config.cluster).await?;
+    if let Some(addr) = config.cluster.diagnostic {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot serve diagnostics on {addr}"))?;
+        let app =
+            server::diagnostic_router(controller.clone(), netdb.clone(), config.node_name.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
     let listener = bind(&config.api_socket).await?;
-    info!(socket = %config.api_socket.display(), node = %config.node_name, "weft agent ready");
-    let app = server::router(controller, config.node_name.clone());
+    info!(
+        socket = %config.api_socket.display(),
+        node = %config.node_name,
+        gossip = %config.cluster.advertise,
+        "weft agent ready"
+    );
+    let app = server::router(controller, netdb.clone(), config.node_name.clone());
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     let _ = std::fs::remove_file(&config.api_socket);
+    // Leave the cluster gracefully: peers drop this node's entries at once. Sandboxes
+    // and their data plane stay.
+    let leave = netdb.send(weft_netdb::Leave);
+    if tokio::time::timeout(std::time::Duration::from_secs(5), leave)
+        .await
+        .is_err()
+    {
+        tracing::warn!("leaving the cluster took longer than 5 s");
+    }
     served.context("API server failed")?;
     info!("weft agent stopped");
     Ok(())

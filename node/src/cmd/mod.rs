@@ -1,9 +1,11 @@
 //! One file per `weft` subcommand: parse, call the API, print, map the error.
 
 pub mod agent;
+pub mod diag;
 pub mod endpoint;
 pub mod exec;
 pub mod network;
+pub mod node;
 pub mod run;
 pub mod sandbox;
 pub mod version;

@@ -1,0 +1,222 @@
+//! What the cluster looks like from this node: members, the owners and entries of gossip
+//! tables, statistics, and Prometheus metrics. Served on the API socket (`weft node`,
+//! `weft diag`) and, read-only, on `--diagnostic-addr` (127.0.0.1 by default).
+
+use crate::cluster::{NODES_TABLE, NodeRecord, cluster_network};
+use actix::Addr;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::collections::{BTreeMap, BTreeSet};
+use weft_controller::{Controller, Observe as ObserveController};
+use weft_netdb::{MemberStatus, NetDbState, NetworkDb, Observe, WalkTable};
+use weft_types::api::{NodeInfo, TableEntryInfo};
+use weft_types::{Error, ErrorKind, NetworkId};
+
+fn unavailable(e: actix::MailboxError) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        format!("gossip is not running: {e}"),
+    )
+}
+
+/// This node's view of the gossip state.
+pub async fn stats(netdb: &Addr<NetworkDb>) -> Result<NetDbState, Error> {
+    netdb.send(Observe).await.map_err(unavailable)
+}
+
+/// Every member, with the record it published.
+pub async fn nodes(netdb: &Addr<NetworkDb>) -> Result<Vec<NodeInfo>, Error> {
+    let state = stats(netdb).await?;
+    let records: BTreeMap<String, NodeRecord> = walk(netdb, NODES_TABLE, cluster_network())
+        .await?
+        .into_iter()
+        .filter_map(|(_, owner, value)| Some((owner, serde_json::from_slice(&value).ok()?)))
+        .collect();
+    Ok(state
+        .members
+        .iter()
+        .map(|m| {
+            let record = records.get(&m.node_id);
+            NodeInfo {
+                id: m.node_id.clone(),
+                name: record.map(|r| r.name.clone()),
+                address: m.addr.to_string(),
+                role: record.map(|r| r.role.clone()),
+                status: status_name(m.status).to_owned(),
+                generation: m.generation,
+                entries: m.entries,
+                local: m.node_id == state.node_id,
+            }
+        })
+        .collect())
+}
+
+/// The members owning entries of `network` in any table.
+pub async fn network_peers(
+    netdb: &Addr<NetworkDb>,
+    network: NetworkId,
+) -> Result<Vec<NodeInfo>, Error> {
+    let state = stats(netdb).await?;
+    let mut owners = BTreeSet::new();
+    for table in state.tables.iter().filter(|t| t.network == network) {
+        for (_, owner, _) in walk(netdb, &table.table, network.clone()).await? {
+            owners.insert(owner);
+        }
+    }
+    Ok(nodes(netdb)
+        .await?
+        .into_iter()
+        .filter(|n| owners.contains(&n.id))
+        .collect())
+}
+
+/// The entries of one table of one network, with owners.
+pub async fn table(
+    netdb: &Addr<NetworkDb>,
+    table: &str,
+    network: NetworkId,
+) -> Result<Vec<TableEntryInfo>, Error> {
+    Ok(walk(netdb, table, network)
+        .await?
+        .into_iter()
+        .map(|(key, owner, value)| TableEntryInfo {
+            key,
+            owner,
+            value: String::from_utf8(value.clone()).unwrap_or_else(|_| hex::encode(&value)),
+        })
+        .collect())
+}
+
+async fn walk(
+    netdb: &Addr<NetworkDb>,
+    table: &str,
+    network: NetworkId,
+) -> Result<Vec<(String, String, Vec<u8>)>, Error> {
+    let table = table
+        .parse()
+        .map_err(|e| Error::invalid(format!("table {table:?}: {e}")))?;
+    let entries = netdb
+        .send(WalkTable { table, network })
+        .await
+        .map_err(unavailable)?;
+    Ok(entries
+        .into_iter()
+        .map(|(k, e)| (k.key, e.owner.to_string(), e.value.to_vec()))
+        .collect())
+}
+
+fn status_name(status: MemberStatus) -> &'static str {
+    match status {
+        MemberStatus::Alive => "alive",
+        MemberStatus::Suspect => "suspect",
+        MemberStatus::Dead => "dead",
+        MemberStatus::Left => "left",
+    }
+}
+
+type Labels = Vec<(String, String)>;
+
+fn label(key: &str, value: &str) -> Labels {
+    vec![(key.to_owned(), value.to_owned())]
+}
+
+/// The Prometheus text exposition of this node's gossip and controller state.
+pub async fn metrics(
+    netdb: &Addr<NetworkDb>,
+    controller: &Addr<Controller>,
+) -> Result<String, Error> {
+    let state = stats(netdb).await?;
+    let objects = controller
+        .send(ObserveController {})
+        .await
+        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("controller: {e}")))??;
+    let mut registry = Registry::with_prefix("weft");
+    let t = &state.transport;
+    let bytes = Family::<Labels, Counter>::default();
+    bytes
+        .get_or_create(&label("direction", "in"))
+        .inc_by(t.bytes_in);
+    bytes
+        .get_or_create(&label("direction", "out"))
+        .inc_by(t.bytes_out);
+    registry.register("gossip_bytes", "Gossip bytes sent and received", bytes);
+    let datagrams = Family::<Labels, Counter>::default();
+    datagrams
+        .get_or_create(&label("direction", "in"))
+        .inc_by(t.datagrams_in);
+    datagrams
+        .get_or_create(&label("direction", "out"))
+        .inc_by(t.datagrams_out);
+    registry.register(
+        "gossip_datagrams",
+        "Gossip datagrams sent and received",
+        datagrams,
+    );
+    let dropped = Family::<Labels, Counter>::default();
+    for (reason, n) in [
+        ("truncated", t.dropped_truncated),
+        ("oversized", t.dropped_oversized),
+        ("bad_version", t.dropped_bad_version),
+        ("unknown_key", t.dropped_unknown_key),
+        ("authentication", t.dropped_authentication),
+        ("malformed", t.dropped_malformed),
+    ] {
+        dropped.get_or_create(&label("reason", reason)).inc_by(n);
+    }
+    registry.register(
+        "gossip_dropped_datagrams",
+        "Received gossip datagrams dropped, by reason",
+        dropped,
+    );
+    let peers = Family::<Labels, Gauge>::default();
+    for status in [
+        MemberStatus::Alive,
+        MemberStatus::Suspect,
+        MemberStatus::Dead,
+        MemberStatus::Left,
+    ] {
+        let n = state.members.iter().filter(|m| m.status == status).count();
+        peers
+            .get_or_create(&label("status", status_name(status)))
+            .set(n as i64);
+    }
+    registry.register(
+        "gossip_peers",
+        "Cluster members by status, this node included",
+        peers,
+    );
+    let entries = Family::<Labels, Gauge>::default();
+    let mut per_table: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in &state.tables {
+        *per_table.entry(t.table.as_str()).or_default() += t.entries;
+    }
+    for (table, n) in per_table {
+        entries.get_or_create(&label("table", table)).set(n as i64);
+    }
+    registry.register(
+        "gossip_table_entries",
+        "Visible entries per gossip table",
+        entries,
+    );
+    let local = Family::<Labels, Gauge>::default();
+    local
+        .get_or_create(&label("kind", "network"))
+        .set(objects.networks.len() as i64);
+    local
+        .get_or_create(&label("kind", "endpoint"))
+        .set(objects.endpoints.len() as i64);
+    local
+        .get_or_create(&label("kind", "sandbox"))
+        .set(objects.sandboxes.len() as i64);
+    registry.register(
+        "objects",
+        "Networks, endpoints and sandboxes on this node",
+        local,
+    );
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)
+        .map_err(|e| Error::internal(format!("encoding metrics: {e}")))?;
+    Ok(out)
+}
