@@ -1,0 +1,101 @@
+//! Gossip is sealed with the cluster's keyring: a node that seals with a key outside the
+//! ring never appears in the cluster (nor learns it), and the seed counts its datagrams
+//! as dropped.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use cluster_tests::{Agent, AgentOptions, Topology, wait_until};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+fn start(topology: &Topology, i: usize, extra: &[&str]) -> Agent {
+    let addr = topology.addr(i);
+    let mut args: Vec<String> = [
+        "--local-addr-pool",
+        "198.19.0.0/17",
+        "--node-name",
+        &format!("h{i}"),
+        "--listen-addr",
+        &format!("{addr}:7946"),
+        "--advertise-addr",
+        &addr,
+        "--gossip-interval",
+        "100ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let options = AgentOptions {
+        args,
+        env: Vec::new(),
+    };
+    Agent::start_in(
+        &topology.host_netns(i),
+        &topology.agent_netns_prefix(i),
+        options,
+    )
+    .unwrap()
+}
+
+fn node_ids(agent: &Agent) -> Vec<String> {
+    let nodes = agent.json(&["node", "ls"]);
+    nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn dropped(agent: &Agent) -> u64 {
+    let stats = agent.json(&["diag", "stats"]);
+    let t = &stats["transport"];
+    t["dropped_unknown_key"].as_u64().unwrap() + t["dropped_authentication"].as_u64().unwrap()
+}
+
+fn foreign_keyring(dir: &Path) -> String {
+    let path = dir.join("foreign.keyring");
+    let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, format!("1 {hex}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_node_with_a_foreign_key_never_joins_and_its_datagrams_are_dropped() {
+    let topology = Topology::create(3).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let h1 = start(&topology, 1, &[]);
+    let ring = h1.data_dir().join("gossip.keyring").display().to_string();
+    let seed = format!("{}:7946", topology.addr(1));
+    let h2 = start(&topology, 2, &["--join", &seed, "--gossip-key-file", &ring]);
+    let foreign = foreign_keyring(dir.path());
+    let h3 = start(
+        &topology,
+        3,
+        &["--join", &seed, "--gossip-key-file", &foreign],
+    );
+
+    wait_until("h1 and h2 see each other", Duration::from_secs(20), || {
+        (node_ids(&h1).len() == 2 && node_ids(&h2).len() == 2).then_some(())
+    })
+    .unwrap();
+    wait_until("h1 drops h3's datagrams", Duration::from_secs(20), || {
+        (dropped(&h1) > 0).then_some(())
+    })
+    .unwrap();
+    // Give h3 many gossip rounds to get in; it must not.
+    for _ in 0..20 {
+        assert_eq!(node_ids(&h1), ["h1", "h2"]);
+        assert_eq!(node_ids(&h2), ["h1", "h2"]);
+        assert_eq!(
+            node_ids(&h3),
+            ["h3"],
+            "h3 learned the cluster without its key"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
