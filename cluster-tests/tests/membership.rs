@@ -153,3 +153,19 @@ fn a_ten_second_partition_heals_without_losing_entries() {
         );
     }
 }
+
+#[test]
+fn a_node_that_stops_gracefully_is_left_everywhere_at_once() {
+    let mut cluster = Cluster::start(3, options("30s")).unwrap();
+    all_alive(&cluster, 3, Duration::from_secs(20));
+    cluster.stop(3).unwrap();
+    // Well inside the 30 s window: a graceful leave is not a failure.
+    wait_status(&cluster, &[1, 2], "h3", "left", Duration::from_secs(5));
+    for i in 1..=2 {
+        let t = cluster.host(i).json(&["diag", "table", "nodes", "cluster"]);
+        assert!(
+            t.as_array().unwrap().iter().all(|e| e["owner"] != "h3"),
+            "h{i} kept h3's entry: {t}"
+        );
+    }
+}
