@@ -365,14 +365,6 @@ fn report(attaches: &[Duration], versions: &[Duration], steps: &[Vec<Duration>; 
         "| sum of the p50s of the five attach steps | {} | | |",
         ms(sum)
     );
-    println!();
-    let rest = a50.as_secs_f64() + stats(&steps[5]).0.as_secs_f64()
-        - v50.as_secs_f64()
-        - sum.as_secs_f64();
-    println!(
-        "attach p50 - (version p50 - transport floor p50 + sum of the steps' p50s) = {:.3} ms",
-        rest * 1e3
-    );
 }
 
 /// The bridge driver's join steps (weft-drivers bridge/setup.rs `attach_steps` and

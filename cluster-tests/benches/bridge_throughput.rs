@@ -139,7 +139,8 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 struct Iperf {
     gbps: f64,
     retransmits: u64,
-    /// CPU use of the client and the server, percent of one machine (all CPUs).
+    /// CPU use of the client and the server process (iperf3: user + system time over wall
+    /// time, in percent of one CPU).
     cpu_client: f64,
     cpu_server: f64,
 }
