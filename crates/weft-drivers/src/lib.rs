@@ -10,11 +10,10 @@
 
 pub mod bridge;
 pub mod fake;
-pub mod host;
-pub mod null;
+pub mod passive;
 
 pub use bridge::BridgeDriver;
-pub use host::HostDriver;
+pub use passive::PassiveDriver;
 
 use async_trait::async_trait;
 use std::collections::BTreeMap;

@@ -11,8 +11,7 @@ use tokio::net::UnixListener;
 use tracing::info;
 use weft_controller::{Controller, ControllerConfig, Core};
 use weft_drivers::DriverRegistry;
-use weft_drivers::null::NullDriver;
-use weft_drivers::{BridgeDriver, HostDriver};
+use weft_drivers::{BridgeDriver, PassiveDriver};
 use weft_os::{Kernel, RealKernel};
 use weft_store::Store;
 
@@ -89,8 +88,8 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
 fn drivers(kernel: &Arc<dyn Kernel>) -> DriverRegistry {
     let mut drivers = DriverRegistry::new();
     drivers.register(Arc::new(BridgeDriver::new(kernel.clone())));
-    drivers.register(Arc::new(HostDriver::new()));
-    drivers.register(Arc::new(NullDriver::new()));
+    drivers.register(Arc::new(PassiveDriver::host()));
+    drivers.register(Arc::new(PassiveDriver::null()));
     drivers
 }
 

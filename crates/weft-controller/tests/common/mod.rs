@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 use weft_controller::{ControllerConfig, Core};
+use weft_drivers::PassiveDriver;
 use weft_drivers::fake::FakeDriver;
-use weft_drivers::null::NullDriver;
 use weft_drivers::{Capability, DriverRegistry};
 use weft_ipam::{IpamConfig, PredefinedPool};
 use weft_os::FakeKernel;
@@ -52,7 +52,7 @@ impl Harness {
     pub async fn open(&self) -> Result<Core, weft_types::Error> {
         let store = Store::open(self.dir.path()).unwrap();
         let mut drivers = DriverRegistry::new();
-        drivers.register(Arc::new(NullDriver::new()));
+        drivers.register(Arc::new(PassiveDriver::null()));
         drivers.register(Arc::new(self.fake.clone()));
         drivers.register(Arc::new(self.fake_host.clone()));
         Core::open(Self::config(), store, drivers, self.kernel.clone()).await

@@ -1,7 +1,10 @@
-//! The `host` driver: a sandbox on a host network uses the host's own network namespace, as
-//! `docker run --network host` does. The driver has nothing to make: the controller sees
-//! [`Capability::host_namespace`] and points the sandbox at the host namespace itself, so
-//! every operation here succeeds without touching the kernel.
+//! Drivers with nothing to make in the kernel:
+//! - `null`: networks with addresses but no connectivity; a sandbox on one has only `lo`;
+//! - `host`: a sandbox on a host network uses the host's own namespace, as
+//!   `docker run --network host` does. The controller sees
+//!   [`Capability::host_namespace`] and points the sandbox at the host namespace itself.
+//!
+//! Both refuse driver options; every operation succeeds without touching the kernel.
 
 use crate::{Capability, Driver, DriverError, JoinContext, JoinInfo};
 use async_trait::async_trait;
@@ -17,42 +20,46 @@ pub const HOST_CAPABILITY: Capability = Capability {
     host_namespace: true,
 };
 
-/// The host driver; every operation is a no-op.
+/// A driver whose operations are all no-ops: `null` or `host`.
 #[derive(Debug)]
-pub struct HostDriver {
+pub struct PassiveDriver {
     name: DriverName,
+    capability: Capability,
 }
 
-impl HostDriver {
-    /// The driver, registered under the name `host`.
-    pub fn new() -> Self {
-        HostDriver {
+impl PassiveDriver {
+    /// The `null` driver.
+    pub fn null() -> Self {
+        PassiveDriver {
+            name: DriverName::null(),
+            capability: Capability::LOCAL,
+        }
+    }
+
+    /// The `host` driver.
+    pub fn host() -> Self {
+        PassiveDriver {
             name: DriverName::host(),
+            capability: HOST_CAPABILITY,
         }
     }
 }
 
-impl Default for HostDriver {
-    fn default() -> Self {
-        HostDriver::new()
-    }
-}
-
 #[async_trait]
-impl Driver for HostDriver {
+impl Driver for PassiveDriver {
     fn name(&self) -> &DriverName {
         &self.name
     }
 
     fn capability(&self) -> Capability {
-        HOST_CAPABILITY
+        self.capability
     }
 
     fn validate_network(&self, network: &NetworkRecord) -> Result<(), DriverError> {
         if let Some((key, _)) = network.options.iter().next() {
             return Err(DriverError::InvalidParameter {
                 driver: self.name.clone(),
-                message: format!("the host driver takes no options, got {key:?}"),
+                message: format!("the {} driver takes no options, got {key:?}", self.name),
             });
         }
         Ok(())
@@ -103,15 +110,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_driver_uses_the_host_namespace_and_refuses_options() {
-        let d = HostDriver::new();
-        assert_eq!(d.name().as_str(), "host");
-        let cap = d.capability();
+    fn declarations_and_option_refusal() {
+        let host = PassiveDriver::host();
+        assert_eq!(host.name().as_str(), "host");
+        let cap = host.capability();
         assert!(cap.host_namespace && !cap.ipam && cap.scope == Scope::Local);
+        let null = PassiveDriver::null();
+        assert_eq!(null.name().as_str(), "null");
+        assert!(null.capability().ipam && !null.capability().host_namespace);
         let mut net = crate::bridge::tests::network(1, false);
-        assert!(d.validate_network(&net).is_ok());
+        assert!(host.validate_network(&net).is_ok() && null.validate_network(&net).is_ok());
         net.options = weft_types::Options::from_pairs(["mtu=1400"]).unwrap();
-        let err = d.validate_network(&net).unwrap_err();
-        assert!(err.to_string().contains("takes no options"), "{err}");
+        for d in [host, null] {
+            let err = d.validate_network(&net).unwrap_err();
+            assert!(err.to_string().contains("takes no options"), "{err}");
+        }
     }
 }
