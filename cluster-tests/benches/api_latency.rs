@@ -12,21 +12,14 @@
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
+use cluster_tests::bench::{ApiConnection as Conn, ms, percentiles as stats};
 use cluster_tests::{Agent, AgentOptions, weft_bin};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::client::conn::http1::SendRequest;
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
-use std::path::Path;
+use hyper::Method;
 use std::time::{Duration, Instant};
-use tokio::net::UnixStream;
 
 const WARMUP_ROUNDS: usize = 50;
 const MEASURED_ROUNDS: usize = 1_000;
 const STORE_COMMITS: usize = 200;
-/// A call that takes longer than this aborts the bench instead of hanging it.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Target from the acceptance list: round p50 under 5 ms.
 const TARGET_P50: Duration = Duration::from_millis(5);
 
@@ -42,70 +35,6 @@ const OPS: [&str; 8] = [
     "delete network",
 ];
 
-/// One keep-alive connection to the agent's API.
-struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-}
-
-impl Conn {
-    async fn open(socket: &Path) -> anyhow::Result<Conn> {
-        let stream = UnixStream::connect(socket)
-            .await
-            .with_context(|| format!("connect to {}", socket.display()))?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .context("HTTP handshake with the agent")?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                eprintln!("API connection ended: {e}");
-            }
-        });
-        Ok(Conn { sender })
-    }
-
-    /// One request; the answer must be 2xx. Returns the time from send to the last body byte.
-    async fn call(&mut self, method: Method, path: &str, body: &str) -> anyhow::Result<Duration> {
-        let request = Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .header("host", "weft")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .context("build request")?;
-        let start = Instant::now();
-        let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, self.exchange(request))
-            .await
-            .with_context(|| format!("{method} {path}: no answer within {CALL_TIMEOUT:?}"))??;
-        let elapsed = start.elapsed();
-        anyhow::ensure!(
-            status.is_success(),
-            "{method} {path} answered {status}: {}",
-            String::from_utf8_lossy(&bytes).trim()
-        );
-        Ok(elapsed)
-    }
-
-    async fn exchange(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> anyhow::Result<(hyper::StatusCode, Bytes)> {
-        self.sender.ready().await.context("connection not ready")?;
-        let response = self
-            .sender
-            .send_request(request)
-            .await
-            .context("the agent closed the connection")?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .context("read answer")?
-            .to_bytes();
-        Ok((status, bytes))
-    }
-}
-
 /// Runs round `n`, returning the time of each operation.
 async fn round(conn: &mut Conn, n: usize) -> anyhow::Result<[Duration; 8]> {
     let net = format!("/v1/networks/bench-{n}");
@@ -113,22 +42,22 @@ async fn round(conn: &mut Conn, n: usize) -> anyhow::Result<[Duration; 8]> {
     let sb = format!("sb-{n}");
     let mut t = [Duration::ZERO; 8];
     let create_net = format!(r#"{{"name":"bench-{n}","driver":"null"}}"#);
-    t[0] = conn.call(Method::POST, "/v1/networks", &create_net).await?;
+    t[0] = conn.time(Method::POST, "/v1/networks", &create_net).await?;
     let create_ep = format!("{net}/endpoints");
     t[1] = conn
-        .call(Method::POST, &create_ep, r#"{"name":"ep"}"#)
+        .time(Method::POST, &create_ep, r#"{"name":"ep"}"#)
         .await?;
     let create_sb = format!(r#"{{"name":"{sb}"}}"#);
-    t[2] = conn.call(Method::POST, "/v1/sandboxes", &create_sb).await?;
+    t[2] = conn.time(Method::POST, "/v1/sandboxes", &create_sb).await?;
     let join = format!(r#"{{"sandbox":"{sb}"}}"#);
     t[3] = conn
-        .call(Method::POST, &format!("{ep}/join"), &join)
+        .time(Method::POST, &format!("{ep}/join"), &join)
         .await?;
-    t[4] = conn.call(Method::POST, &format!("{ep}/leave"), "").await?;
-    t[5] = conn.call(Method::DELETE, &ep, "").await?;
+    t[4] = conn.time(Method::POST, &format!("{ep}/leave"), "").await?;
+    t[5] = conn.time(Method::DELETE, &ep, "").await?;
     let del_sb = format!("/v1/sandboxes/{sb}");
-    t[6] = conn.call(Method::DELETE, &del_sb, "").await?;
-    t[7] = conn.call(Method::DELETE, &net, "").await?;
+    t[6] = conn.time(Method::DELETE, &del_sb, "").await?;
+    t[7] = conn.time(Method::DELETE, &net, "").await?;
     Ok(t)
 }
 
@@ -147,7 +76,7 @@ async fn measure(conn: &mut Conn) -> anyhow::Result<Samples> {
         round(conn, n)
             .await
             .with_context(|| format!("warm-up round {n}"))?;
-        conn.call(Method::GET, "/v1/version", "").await?;
+        conn.time(Method::GET, "/v1/version", "").await?;
     }
     let mut s = Samples::default();
     for n in WARMUP_ROUNDS..WARMUP_ROUNDS + MEASURED_ROUNDS {
@@ -158,21 +87,9 @@ async fn measure(conn: &mut Conn) -> anyhow::Result<Samples> {
             samples.push(t);
         }
         s.version
-            .push(conn.call(Method::GET, "/v1/version", "").await?);
+            .push(conn.time(Method::GET, "/v1/version", "").await?);
     }
     Ok(s)
-}
-
-/// p50, p99 and max of `samples` (nearest rank on the sorted samples).
-fn stats(samples: &[Duration]) -> (Duration, Duration, Duration) {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let at = |p: f64| sorted[((sorted.len() as f64 - 1.0) * p).round() as usize];
-    (at(0.50), at(0.99), sorted[sorted.len() - 1])
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
 /// A record the size of a stored endpoint, defined here so the baseline does not follow

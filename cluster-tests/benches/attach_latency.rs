@@ -24,17 +24,13 @@
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
+use cluster_tests::bench::{ApiConnection as Conn, ms, percentiles as stats};
 use cluster_tests::{Agent, AgentOptions, weft_bin};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::client::conn::http1::SendRequest;
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
+use hyper::Method;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tokio::net::UnixStream;
 use weft_os::{
     AddrOps, BridgeSpec, IfName, LinkOps, MacAddr, NetnsDir, NetnsOps, NsName, NsRef, RealKernel,
     Route, VethSpec,
@@ -116,81 +112,6 @@ fn remove(agent: &Agent, names: &mut Vec<String>) {
     names.clear();
 }
 
-/// One keep-alive connection to the agent's API.
-struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-}
-
-impl Conn {
-    async fn open(socket: &Path) -> anyhow::Result<Conn> {
-        let stream = UnixStream::connect(socket)
-            .await
-            .with_context(|| format!("connect to {}", socket.display()))?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .context("HTTP handshake with the agent")?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                eprintln!("API connection ended: {e}");
-            }
-        });
-        Ok(Conn { sender })
-    }
-
-    /// One request; the answer must be 2xx. Returns the time from send to the last body
-    /// byte, and the parsed answer.
-    async fn call(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: &str,
-    ) -> anyhow::Result<(Duration, serde_json::Value)> {
-        let request = Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .header("host", "weft")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .context("build request")?;
-        let start = Instant::now();
-        let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, self.exchange(request))
-            .await
-            .with_context(|| format!("{method} {path}: no answer within {CALL_TIMEOUT:?}"))??;
-        let elapsed = start.elapsed();
-        anyhow::ensure!(
-            status.is_success(),
-            "{method} {path} answered {status}: {}",
-            String::from_utf8_lossy(&bytes).trim()
-        );
-        let value = if bytes.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(&bytes).with_context(|| format!("{method} {path}: JSON"))?
-        };
-        Ok((elapsed, value))
-    }
-
-    async fn exchange(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> anyhow::Result<(hyper::StatusCode, Bytes)> {
-        self.sender.ready().await.context("connection not ready")?;
-        let response = self
-            .sender
-            .send_request(request)
-            .await
-            .context("the agent closed the connection")?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .context("read answer")?
-            .to_bytes();
-        Ok((status, bytes))
-    }
-}
-
 /// The steps of one attach as `weft run -d` makes them, as labelled in the report.
 const STEPS: [&str; 6] = [
     "POST /v1/sandboxes (create sandbox)",
@@ -247,18 +168,6 @@ async fn attach_steps(conn: &mut Conn, name: &str) -> anyhow::Result<([Duration;
     let (d, _) = conn.call(Method::GET, "/v1/version", "").await?;
     t[5] = d;
     Ok((t, child))
-}
-
-/// p50, p99 and max of `samples` (nearest rank on the sorted samples).
-fn stats(samples: &[Duration]) -> (Duration, Duration, Duration) {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let at = |p: f64| sorted[((sorted.len() as f64 - 1.0) * p).round() as usize];
-    (at(0.50), at(0.99), sorted[sorted.len() - 1])
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
 /// The CLI phase: warm-up, then measured `weft run -d`, each followed by a `weft version`.

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+pub mod bench;
 pub mod cluster;
 
 pub use agent::{Agent, AgentOptions, CliOutput, aborted};
