@@ -37,6 +37,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
 
 async fn serve(config: AgentConfig) -> anyhow::Result<()> {
     // The store has a directory of its own; cluster files sit beside it.
+    migrate_store_layout(&config.data_dir)?;
     let store = open_store(config.data_dir.join("store")).await?;
     let kernel: Arc<dyn Kernel> =
         Arc::new(RealKernel::new().map_err(|e| anyhow::anyhow!("cannot reach the kernel: {e}"))?);
@@ -49,6 +50,12 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the controller: {e}"))?;
     let controller = actix::Actor::start(Controller::new(core));
+    if config.cluster.advertise.ip().is_loopback() {
+        tracing::warn!(
+            advertise = %config.cluster.advertise,
+            "advertising a loopback address: nodes on other hosts cannot join this one; give --advertise-addr"
+        );
+    }
     let netdb = cluster::start(&config.data_dir, &config.node_name, &config.cluster).await?;
     if let Some(addr) = config.cluster.diagnostic {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -91,6 +98,37 @@ fn drivers(kernel: &Arc<dyn Kernel>) -> DriverRegistry {
     drivers.register(Arc::new(PassiveDriver::host()));
     drivers.register(Arc::new(PassiveDriver::null()));
     drivers
+}
+
+/// Moves a store kept directly in the data directory (the first layout) into `store/`:
+/// an agent that did not find it would reconcile the kernel against an empty store and
+/// remove the sandboxes it holds.
+fn migrate_store_layout(data_dir: &Path) -> anyhow::Result<()> {
+    let store = data_dir.join("store");
+    if store.exists() || !data_dir.join("db").exists() || !data_dir.join("conf").exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&store)
+        .with_context(|| format!("cannot create {}", store.display()))?;
+    for entry in std::fs::read_dir(data_dir)
+        .with_context(|| format!("cannot read {}", data_dir.display()))?
+    {
+        let entry = entry?;
+        let name = entry.file_name();
+        let sled_file = matches!(name.to_str(), Some("db" | "conf" | "blobs"))
+            || name.to_str().is_some_and(|n| n.starts_with("snap."));
+        if sled_file {
+            std::fs::rename(entry.path(), store.join(&name)).with_context(|| {
+                format!(
+                    "cannot move {} into {}",
+                    entry.path().display(),
+                    store.display()
+                )
+            })?;
+        }
+    }
+    info!(store = %store.display(), "moved the store into its own directory");
+    Ok(())
 }
 
 async fn open_store(dir: PathBuf) -> anyhow::Result<Store> {
