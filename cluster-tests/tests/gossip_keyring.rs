@@ -1,6 +1,6 @@
-//! Gossip is sealed with the cluster's keyring: a node that seals with a key outside the
-//! ring never appears in the cluster (nor learns it), and the seed counts its datagrams
-//! as dropped.
+//! Joining through seeds: a node that seals with a key outside the ring never appears in
+//! the cluster (nor learns it), and the seed counts its datagrams as dropped; a node
+//! whose seed is not up yet keeps trying until it answers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -55,8 +55,9 @@ fn dropped(agent: &Agent) -> u64 {
     t["dropped_unknown_key"].as_u64().unwrap() + t["dropped_authentication"].as_u64().unwrap()
 }
 
-fn foreign_keyring(dir: &Path) -> String {
-    let path = dir.join("foreign.keyring");
+/// Writes a keyring file with one fixed key (not the cluster's own) and returns its path.
+fn keyring_file(dir: &Path, name: &str) -> String {
+    let path = dir.join(name);
     let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::write(&path, format!("1 {hex}\n")).unwrap();
@@ -72,7 +73,7 @@ fn a_node_with_a_foreign_key_never_joins_and_its_datagrams_are_dropped() {
     let ring = h1.data_dir().join("gossip.keyring").display().to_string();
     let seed = format!("{}:7946", topology.addr(1));
     let h2 = start(&topology, 2, &["--join", &seed, "--gossip-key-file", &ring]);
-    let foreign = foreign_keyring(dir.path());
+    let foreign = keyring_file(dir.path(), "foreign.keyring");
     let h3 = start(
         &topology,
         3,
@@ -98,4 +99,24 @@ fn a_node_with_a_foreign_key_never_joins_and_its_datagrams_are_dropped() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_node_keeps_trying_its_seed_until_it_answers() {
+    let topology = Topology::create(2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The seed's keyring exists before the seed runs (an operator copied it).
+    let ring = keyring_file(dir.path(), "shared.keyring");
+    let seed = format!("{}:7946", topology.addr(1));
+    let h2 = start(&topology, 2, &["--join", &seed, "--gossip-key-file", &ring]);
+    // Several rounds with nobody at the seed address (time passing is the point here).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(node_ids(&h2), ["h2"]);
+    let h1 = start(&topology, 1, &["--gossip-key-file", &ring]);
+    wait_until(
+        "h2 joins once its seed answers",
+        Duration::from_secs(20),
+        || (node_ids(&h1).len() == 2 && node_ids(&h2).len() == 2).then_some(()),
+    )
+    .unwrap();
 }
