@@ -155,17 +155,9 @@ fn sandboxes_on_different_networks_are_isolated_by_the_ruleset() {
 async fn outside_world(c: &Ctx) -> NsName {
     let k = &*c.kernel;
     let out = new_sandbox(c, "out").await;
-    let (host_end, far_end) = (IfName::new("out0").unwrap(), IfName::new("out1").unwrap());
-    k.create_veth(
-        &NsRef::Host,
-        &VethSpec::new(host_end.clone(), far_end.clone()),
-    )
-    .await
-    .unwrap();
-    let eth0 = IfName::new("eth0").unwrap();
-    k.move_link(&NsRef::Host, &far_end, &NsRef::named(&out), Some(&eth0))
-        .await
-        .unwrap();
+    let (host_end, eth0) = (IfName::new("out0").unwrap(), IfName::new("eth0").unwrap());
+    let spec = VethSpec::new(host_end.clone(), eth0.clone()).peer_in(NsRef::named(&out));
+    k.create_veth(&NsRef::Host, &spec).await.unwrap();
     k.add_address(&NsRef::Host, &host_end, "198.19.250.1/24".parse().unwrap())
         .await
         .unwrap();
@@ -339,5 +331,73 @@ fn reconcile_after_a_crash_restores_the_wanted_and_removes_the_rest() {
             z_links.is_empty(),
             "the unwanted endpoint's sandbox end survived"
         );
+    });
+}
+
+#[test]
+fn a_join_repeated_after_a_crash_completes() {
+    run(|c| async move {
+        let k = &*c.kernel;
+        let d = driver(&c);
+        let net = network(1, false);
+        d.create_network(&net).await.unwrap();
+        let (a, b, x) = (
+            new_sandbox(&c, "a").await,
+            new_sandbox(&c, "b").await,
+            new_sandbox(&c, "x").await,
+        );
+        let eth0 = IfName::new("eth0").unwrap();
+
+        // Crashed right after the pair was made (peer already in the sandbox as eth0).
+        let ea = endpoint(&net, 1, 2);
+        d.create_endpoint(&net, &ea).await.unwrap();
+        let wva = names::host_veth(&ea.id).unwrap();
+        let spec = VethSpec::new(wva.clone(), eth0.clone()).peer_in(NsRef::named(&a));
+        k.create_veth(&NsRef::Host, &spec).await.unwrap();
+        let made = k.get_link(&NsRef::named(&a), &eth0).await.unwrap().unwrap();
+        d.join(&net, &ea, &sandbox(), &ctx(&a, "eth0", true))
+            .await
+            .unwrap();
+        let joined = k.get_link(&NsRef::named(&a), &eth0).await.unwrap().unwrap();
+        assert_eq!(joined.index, made.index, "the pair was not adopted");
+        assert_eq!((joined.mac, joined.up), (Some(ea.mac), true));
+
+        // Left by an older create-then-move join that crashed before the move.
+        let eb = endpoint(&net, 1, 3);
+        d.create_endpoint(&net, &eb).await.unwrap();
+        let (wvb, wpb) = (
+            names::host_veth(&eb.id).unwrap(),
+            names::peer_veth(&eb.id).unwrap(),
+        );
+        k.create_veth(&NsRef::Host, &VethSpec::new(wvb.clone(), wpb.clone()))
+            .await
+            .unwrap();
+        d.join(&net, &eb, &sandbox(), &ctx(&b, "eth0", true))
+            .await
+            .unwrap();
+        assert!(k.get_link(&NsRef::Host, &wpb).await.unwrap().is_none());
+
+        // The endpoint's veth still leads into another sandbox (a missed leave): re-made.
+        let ex = endpoint(&net, 1, 4);
+        d.create_endpoint(&net, &ex).await.unwrap();
+        d.join(&net, &ex, &sandbox(), &ctx(&a, "eth1", false))
+            .await
+            .unwrap();
+        d.join(&net, &ex, &sandbox(), &ctx(&x, "eth0", true))
+            .await
+            .unwrap();
+        let eth1 = IfName::new("eth1").unwrap();
+        assert!(
+            k.get_link(&NsRef::named(&a), &eth1)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        assert!(reaches(k, &a, "198.19.1.3").await, "a -> b");
+        assert!(reaches(k, &b, "198.19.1.4").await, "b -> x");
+        assert!(reaches(k, &x, "198.19.1.2").await, "x -> a");
+        let links = owned_links(k).await;
+        assert_eq!(links.len(), 4, "{links:?}");
     });
 }

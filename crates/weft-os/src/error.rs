@@ -48,6 +48,14 @@ impl NetlinkError {
     pub fn errno(&self) -> Option<i32> {
         self.errno
     }
+
+    /// A failure on the way to a request (e.g. opening a namespace file), as `context: err`.
+    pub(crate) fn from_io(context: &str, err: &io::Error) -> Self {
+        Self {
+            errno: err.raw_os_error(),
+            message: format!("{context}: {err}"),
+        }
+    }
 }
 
 impl From<rtnetlink::Error> for NetlinkError {

@@ -7,8 +7,9 @@
 //! succeeds.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{
@@ -145,22 +146,59 @@ impl Nl<'_> {
         if let Some(link) = self.existing(&spec.name, "veth").await? {
             return self.adopt(&link, spec.mtu, spec.mac).await;
         }
-        let mut peer = LinkMessageBuilder::<LinkUnspec>::new().name(spec.peer.as_str());
-        if let Some(mtu) = spec.mtu {
-            peer = peer.mtu(mtu);
+        self.add("veth", &spec.name, veth_message(spec, None)).await
+    }
+
+    /// Creates a veth pair whose peer is created directly in another namespace (`there`, open
+    /// as `there_fd`) under its final name, in one `RTM_NEWLINK`. An existing veth called
+    /// `spec.name` is adopted if its peer is the veth `spec.peer` in `there`, and deleted and
+    /// re-created if its peer is anywhere else.
+    pub async fn create_veth_across(
+        &self,
+        spec: &VethSpec,
+        there: &Nl<'_>,
+        there_fd: &File,
+    ) -> Result<()> {
+        if let Some(msg) = self.raw_by_name(&spec.name).await? {
+            let Some(link) = parse_link(&msg, None).filter(|l| l.kind == LinkKind::Veth) else {
+                return Err(Error::LinkKindMismatch {
+                    name: spec.name.clone(),
+                    expected: "veth",
+                    found: parse_kind(&msg).name().to_owned(),
+                    ns: self.ns.clone(),
+                });
+            };
+            if let Some(peer) = peer_of(&msg, there, &spec.peer).await? {
+                self.adopt(&link, spec.mtu, spec.mac).await?;
+                return there.adopt(&peer, spec.mtu, spec.peer_mac).await;
+            }
+            tracing::info!(
+                name = %spec.name, ns = %self.ns, peer = %spec.peer, peer_ns = %there.ns,
+                "replacing a veth whose peer is not where it is wanted"
+            );
+            self.delete(&spec.name).await?;
         }
-        if let Some(mac) = spec.peer_mac {
-            peer = peer.address(mac.0.to_vec());
+        let msg = veth_message(spec, Some(there_fd.as_raw_fd()));
+        match self.add("veth", &spec.name, msg).await {
+            // Most likely the peer's name is taken in the other namespace: say by what.
+            Err(Error::CreateLink { source, .. }) if source.errno() == Some(EEXIST) => {
+                match there.get(&spec.peer).await {
+                    Ok(Some(taken)) => Err(Error::LinkKindMismatch {
+                        name: spec.peer.clone(),
+                        expected: "veth",
+                        found: taken.kind.name().to_owned(),
+                        ns: there.ns.clone(),
+                    }),
+                    _ => Err(Error::CreateLink {
+                        kind: "veth",
+                        name: spec.name.clone(),
+                        ns: self.ns.clone(),
+                        source,
+                    }),
+                }
+            }
+            other => other,
         }
-        let mut b = LinkVeth::new(spec.name.as_str(), spec.peer.as_str())
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())));
-        if let Some(mtu) = spec.mtu {
-            b = b.mtu(mtu);
-        }
-        if let Some(mac) = spec.mac {
-            b = b.address(mac.0.to_vec());
-        }
-        self.add("veth", &spec.name, b.build()).await
     }
 
     /// Creates a bridge (down), or adopts an existing bridge called `spec.name`.
@@ -330,6 +368,61 @@ impl Nl<'_> {
             }),
         }
     }
+}
+
+/// The `RTM_NEWLINK` of a veth pair; with `peer_ns_fd`, the peer's own message (inside the
+/// veth `IFLA_INFO_DATA`) carries `IFLA_NET_NS_FD`, so the kernel creates it in that namespace
+/// (what `ip link add A type veth peer name B netns NS` sends). The fd must stay open until
+/// the request is answered.
+fn veth_message(spec: &VethSpec, peer_ns_fd: Option<RawFd>) -> LinkMessage {
+    let mut peer = LinkMessageBuilder::<LinkUnspec>::new().name(spec.peer.as_str());
+    if let Some(mtu) = spec.mtu {
+        peer = peer.mtu(mtu);
+    }
+    if let Some(mac) = spec.peer_mac {
+        peer = peer.address(mac.0.to_vec());
+    }
+    if let Some(fd) = peer_ns_fd {
+        peer = peer.setns_by_fd(fd);
+    }
+    let mut b = LinkVeth::new(spec.name.as_str(), spec.peer.as_str())
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())));
+    if let Some(mtu) = spec.mtu {
+        b = b.mtu(mtu);
+    }
+    if let Some(mac) = spec.mac {
+        b = b.address(mac.0.to_vec());
+    }
+    b.build()
+}
+
+/// The peer of the veth `host` if it is the veth `peer` in `there`: `host`'s peer is in
+/// another namespace (`IFLA_LINK_NETNSID`) with the index of `there`'s `peer`, whose own peer
+/// is in another namespace with `host`'s index. `None` when it is anywhere else.
+async fn peer_of(host: &LinkMessage, there: &Nl<'_>, peer: &IfName) -> Result<Option<LinkInfo>> {
+    let Some(peer_index) = msg_link(host).filter(|_| has_link_netnsid(host)) else {
+        return Ok(None);
+    };
+    let Some(found) = there.raw_by_name(peer).await? else {
+        return Ok(None);
+    };
+    let paired = found.header.index == peer_index
+        && msg_link(&found) == Some(host.header.index)
+        && has_link_netnsid(&found);
+    Ok(parse_link(&found, None).filter(|l| paired && l.kind == LinkKind::Veth))
+}
+
+fn msg_link(msg: &LinkMessage) -> Option<u32> {
+    msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Link(i) if *i != 0 => Some(*i),
+        _ => None,
+    })
+}
+
+fn has_link_netnsid(msg: &LinkMessage) -> bool {
+    msg.attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::LinkNetNsId(_)))
 }
 
 type LinkEdit =

@@ -9,17 +9,19 @@ use nftables::types::NfFamily;
 pub use weft_types::MacAddr;
 
 use crate::error::{Error, Result};
-use crate::names::{IfName, Vni};
+use crate::names::{IfName, NsRef, Vni};
 
 /// IANA-assigned VXLAN UDP port (RFC 7348).
 pub const VXLAN_PORT: u16 = 4789;
 
-/// A veth pair, both ends created in the same namespace (move one end afterwards).
+/// A veth pair. Both ends are created in the namespace given to `create_veth`, unless
+/// `peer_ns` names another one: then the peer is created directly there, under its final
+/// name, in the same request (no move, so no wait for the kernel's RCU grace periods).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VethSpec {
     /// Name of the first end.
     pub name: IfName,
-    /// Name of the peer end.
+    /// Name of the peer end (in `peer_ns` when set).
     pub peer: IfName,
     /// MTU of both ends; the kernel default when `None`.
     pub mtu: Option<u32>,
@@ -27,10 +29,12 @@ pub struct VethSpec {
     pub mac: Option<MacAddr>,
     /// MAC of the peer end; random when `None`.
     pub peer_mac: Option<MacAddr>,
+    /// Namespace of the peer end; the first end's when `None`.
+    pub peer_ns: Option<NsRef>,
 }
 
 impl VethSpec {
-    /// A pair with kernel defaults for MTU and MACs.
+    /// A pair with kernel defaults for MTU and MACs, both ends in the same namespace.
     pub fn new(name: IfName, peer: IfName) -> Self {
         Self {
             name,
@@ -38,7 +42,14 @@ impl VethSpec {
             mtu: None,
             mac: None,
             peer_mac: None,
+            peer_ns: None,
         }
+    }
+
+    /// The same pair with its peer created in `ns`.
+    pub fn peer_in(mut self, ns: NsRef) -> Self {
+        self.peer_ns = Some(ns);
+        self
     }
 }
 

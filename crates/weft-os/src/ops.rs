@@ -38,8 +38,11 @@ pub trait NetnsOps: Send + Sync {
 /// Network devices.
 #[async_trait]
 pub trait LinkOps: Send + Sync {
-    /// Creates a veth pair in `ns` (both ends); an existing veth called `spec.name` is adopted
-    /// and its MTU/MAC corrected.
+    /// Creates a veth pair: `spec.name` in `ns`, `spec.peer` in `spec.peer_ns` (`ns` when
+    /// `None`), both in one request. An existing veth called `spec.name` is adopted and its
+    /// MTU/MAC corrected. With a `peer_ns` other than `ns`, it is adopted only if its peer is
+    /// the veth `spec.peer` in `peer_ns` (whose MTU/MAC are corrected too); one whose peer is
+    /// elsewhere (left by a crash, or by a create-then-move) is deleted and re-created.
     async fn create_veth(&self, ns: &NsRef, spec: &VethSpec) -> Result<()>;
     /// Creates a bridge (down); an existing bridge is adopted and its MTU/MAC corrected.
     async fn create_bridge(&self, ns: &NsRef, spec: &BridgeSpec) -> Result<()>;

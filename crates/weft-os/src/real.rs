@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use ipnet::IpNet;
 use nftables::schema::Nftables;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NetlinkError, Result};
 use crate::exec::{self, Process};
 use crate::link::Nl;
 use crate::model::{
@@ -207,7 +207,26 @@ impl NetnsOps for RealKernel {
 #[async_trait]
 impl LinkOps for RealKernel {
     async fn create_veth(&self, ns: &NsRef, spec: &VethSpec) -> Result<()> {
-        nl!(self, ns).create_veth(spec).await
+        let Some(peer_ns) = spec.peer_ns.as_ref().filter(|p| *p != ns) else {
+            return nl!(self, ns).create_veth(spec).await;
+        };
+        let (here_handle, there_handle) = (self.handle(ns).await?, self.handle(peer_ns).await?);
+        let here = Nl {
+            h: here_handle.handle(),
+            ns,
+        };
+        let there = Nl {
+            h: there_handle.handle(),
+            ns: peer_ns,
+        };
+        // Open for the whole request: the kernel resolves IFLA_NET_NS_FD while handling it.
+        let fd = self.target_fd(peer_ns).map_err(|e| Error::CreateLink {
+            kind: "veth",
+            name: spec.name.clone(),
+            ns: ns.clone(),
+            source: NetlinkError::from_io(&format!("failed to open the {peer_ns}"), &e),
+        })?;
+        here.create_veth_across(spec, &there, &fd).await
     }
 
     async fn create_bridge(&self, ns: &NsRef, spec: &BridgeSpec) -> Result<()> {

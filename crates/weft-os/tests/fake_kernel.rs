@@ -6,7 +6,7 @@ mod common;
 
 use std::borrow::Cow;
 
-use common::{idempotency_scenario, ifname};
+use common::{idempotency_scenario, ifname, peer_in_scenario};
 use weft_os::nftables::batch::Batch;
 use weft_os::nftables::schema::{Chain, NfListObject, Table};
 use weft_os::nftables::types::NfFamily;
@@ -32,6 +32,21 @@ async fn fake_follows_the_idempotency_rules() {
     k.delete_netns(&name).await.unwrap();
     let err = k.list_links(&r, "").await.unwrap_err();
     assert!(matches!(err, Error::NetnsNotFound { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn fake_creates_a_veth_peer_in_another_namespace_like_the_kernel() {
+    let k = FakeKernel::new();
+    let ((na, a), (nb, b), (nc, c)) = (ns("pa"), ns("pb"), ns("pc"));
+    for n in [&na, &nb, &nc] {
+        k.create_netns(n).await.unwrap();
+    }
+    peer_in_scenario(&k, &a, &b, &c).await;
+    // The peer landed in b as a real end of the pair: deleting b takes wta0 along.
+    k.delete_netns(&nb).await.unwrap();
+    assert!(k.get_link(&a, &ifname("wta0")).await.unwrap().is_none());
+    // Nothing was moved.
+    assert!(!k.call_ops().contains(&"move_link"));
 }
 
 #[tokio::test]

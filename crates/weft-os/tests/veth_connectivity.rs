@@ -1,5 +1,6 @@
-//! Two namespaces joined by a veth pair (one end moved across and renamed eth0): addresses
-//! and routes read back over netlink, then real traffic (TCP and ICMP) between them.
+//! Two namespaces joined by a veth pair (one end moved across and renamed eth0, or created
+//! directly in the other namespace as eth0): addresses and routes read back over netlink,
+//! then real traffic (TCP and ICMP) between them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use common::{NsGuard, ifname, require_root, require_tools};
+use common::{NsGuard, ifname, peer_in_scenario, require_root, require_tools};
 use weft_os::{
     AddrOps, CommandSpec, ExecOps, LinkKind, LinkOps, NetnsOps, NsRef, RealKernel, Route,
     StdioMode, VethSpec, nsthread,
@@ -63,6 +64,62 @@ async fn veth_between_namespaces_carries_tcp_and_icmp() {
     assert!(k.list_addresses(&b, &eth0).await.unwrap().is_empty());
     let code = k.spawn(&a, &ping).await.unwrap().wait().await.unwrap();
     assert_ne!(code, 0, "ping must fail once b's address is gone");
+    guard.finish();
+}
+
+#[tokio::test]
+async fn veth_with_its_peer_created_in_another_namespace_carries_tcp_and_icmp() {
+    require_root();
+    require_tools(&["ping"]);
+    let mut guard = NsGuard::new();
+    let k = RealKernel::new().unwrap();
+    let (na, nb, nc) = (guard.name("a"), guard.name("b"), guard.name("c"));
+    let (a, b, c) = (NsRef::named(&na), NsRef::named(&nb), NsRef::named(&nc));
+    for n in [&na, &nb, &nc] {
+        k.create_netns(n).await.unwrap();
+    }
+    // Leaves wta0 in a, its peer eth0 in b (MTU 1450).
+    peer_in_scenario(&k, &a, &b, &c).await;
+    let (wta0, eth0) = (ifname("wta0"), ifname("eth0"));
+
+    let (ip_a, ip_b) = (
+        "198.18.0.1/24".parse().unwrap(),
+        "198.18.0.2/24".parse().unwrap(),
+    );
+    k.add_address(&a, &wta0, ip_a).await.unwrap();
+    k.add_address(&b, &eth0, ip_b).await.unwrap();
+    k.set_link_up(&a, &wta0).await.unwrap();
+    k.set_link_up(&b, &eth0).await.unwrap();
+    tcp_from_a_to_b(&k, &na, &nb).await;
+    let ping = CommandSpec::new("ping", ["-c1", "-W2", "198.18.0.2"]).stdio(StdioMode::Null);
+    let code = k.spawn(&a, &ping).await.unwrap().wait().await.unwrap();
+    assert_eq!(code, 0, "ping from a to b failed");
+
+    // Re-created (a retry): adopted as it is, addresses and traffic untouched.
+    let before = k.get_link(&b, &eth0).await.unwrap().unwrap();
+    let spec = VethSpec {
+        mtu: Some(1450),
+        ..VethSpec::new(wta0.clone(), eth0.clone()).peer_in(b.clone())
+    };
+    k.create_veth(&a, &spec).await.unwrap();
+    let after = k.get_link(&b, &eth0).await.unwrap().unwrap();
+    assert_eq!((after.index, after.up), (before.index, true));
+    assert_eq!(k.list_addresses(&b, &eth0).await.unwrap(), vec![ip_b]);
+    let code = k.spawn(&a, &ping).await.unwrap().wait().await.unwrap();
+    assert_eq!(code, 0, "ping from a to b failed after the re-create");
+    tcp_from_a_to_b(&k, &na, &nb).await;
+
+    // The peer is b's: deleting b takes the pair along (the kernel dismantles a namespace
+    // asynchronously, once its last reference is gone).
+    k.delete_netns(&nb).await.unwrap();
+    let start = std::time::Instant::now();
+    while k.get_link(&a, &wta0).await.unwrap().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "wta0 outlived b's deletion"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     guard.finish();
 }
 

@@ -1,6 +1,6 @@
 //! The `bridge` driver: a Linux bridge per network in the host namespace, holding the
-//! gateway addresses; per joined endpoint a veth pair, one end on the bridge, the other moved
-//! into the sandbox as `eth0`, `eth1`, ... with the endpoint's address, MAC and the network's
+//! gateway addresses; per joined endpoint a veth pair, one end on the bridge, the other created
+//! directly in the sandbox as `eth0`, `eth1`, ... with the endpoint's address, MAC and the network's
 //! MTU; outbound traffic masqueraded and networks isolated from each other by one nftables
 //! table ([`nft`]). Docker's bridge driver, without its port mapping and userland proxy.
 //!

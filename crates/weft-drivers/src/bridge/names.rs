@@ -9,7 +9,9 @@ use weft_types::{EndpointId, NetworkId};
 pub const BRIDGE_PREFIX: &str = "wb-";
 /// Prefix of the host end of an endpoint's veth: `wv-<10 hex of the endpoint id>`.
 pub const HOST_VETH_PREFIX: &str = "wv-";
-/// Prefix of the sandbox end before it is moved and renamed: `wp-<10 hex>`.
+/// Prefix of a sandbox end made in the host and then moved (`wp-<10 hex>`). Join now
+/// creates that end in the sandbox directly; the prefix stays owned so that reconcile removes
+/// one an older version left behind.
 pub const PEER_VETH_PREFIX: &str = "wp-";
 /// Every prefix the driver owns in the host namespace.
 pub const OWNED_PREFIXES: [&str; 3] = [BRIDGE_PREFIX, HOST_VETH_PREFIX, PEER_VETH_PREFIX];
@@ -38,7 +40,8 @@ pub fn host_veth(id: &EndpointId) -> Result<IfName, weft_os::Error> {
     derive(HOST_VETH_PREFIX, id.as_str())
 }
 
-/// The sandbox end of endpoint `id`'s veth while it is still in the host namespace.
+/// The host-namespace name an older version gave the sandbox end of endpoint `id`'s veth
+/// before moving it (see [`PEER_VETH_PREFIX`]).
 pub fn peer_veth(id: &EndpointId) -> Result<IfName, weft_os::Error> {
     derive(PEER_VETH_PREFIX, id.as_str())
 }

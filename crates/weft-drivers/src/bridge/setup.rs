@@ -103,24 +103,24 @@ impl BridgeDriver {
         host: &IfName,
     ) -> Result<(), weft_os::Error> {
         let k = &self.kernel;
-        let peer = names::peer_veth(&ep.id)?;
+        let sandbox = NsRef::named(&ctx.netns);
+        // The sandbox end is created in the sandbox under its final name, with its MAC and
+        // MTU: moving it there afterwards would wait out the kernel's RCU grace periods.
         let spec = VethSpec {
             mtu: Some(net.mtu),
             peer_mac: Some(ep.mac),
-            ..VethSpec::new(host.clone(), peer.clone())
+            ..VethSpec::new(host.clone(), ctx.ifname.clone()).peer_in(sandbox.clone())
         };
-        // An existing wv- end is adopted: a retry after a crash at any later step.
+        // An existing pair is adopted (MTU and MACs corrected): a retry after a crash at any
+        // later step. A wv- end whose peer is elsewhere is made again.
         k.create_veth(&HOST, &spec).await?;
         k.set_master(&HOST, host, Some(&net.bridge)).await?;
         k.set_link_up(&HOST, host).await?;
-        let sandbox = NsRef::named(&ctx.netns);
-        // Moved and renamed in one step; success when it is already there under ifname.
-        k.move_link(&HOST, &peer, &sandbox, Some(&ctx.ifname))
-            .await?;
         self.configure_inside(net, ep, ctx, &sandbox).await
     }
 
-    /// MAC, MTU, addresses, up, and the default route when this endpoint carries it.
+    /// Addresses, up, and the default route when this endpoint carries it (MAC and MTU come
+    /// with the veth).
     async fn configure_inside(
         &self,
         net: &BridgeNet,
@@ -129,8 +129,6 @@ impl BridgeDriver {
         sandbox: &NsRef,
     ) -> Result<(), weft_os::Error> {
         let (k, dev) = (&self.kernel, &ctx.ifname);
-        k.set_mac(sandbox, dev, ep.mac).await?;
-        k.set_mtu(sandbox, dev, net.mtu).await?;
         let addrs: Vec<_> = [ep.ipv4, ep.ipv6].into_iter().flatten().collect();
         for addr in &addrs {
             k.add_address(sandbox, dev, *addr).await?;

@@ -198,6 +198,19 @@ async fn join_builds_the_veth_and_configures_the_sandbox_end() {
         host_links(&k, "wp-").await.is_empty(),
         "the peer stayed in the host"
     );
+    // One create makes the pair with its peer already in the sandbox: nothing is moved.
+    let ops = k.call_ops();
+    assert!(!ops.contains(&"move_link"), "{ops:?}");
+    let creates: Vec<_> = k
+        .calls()
+        .into_iter()
+        .filter(|c| c.op == "create_veth")
+        .collect();
+    assert_eq!(creates.len(), 1, "{creates:?}");
+    assert_eq!(
+        (creates[0].ns.clone(), creates[0].object.clone()),
+        (NsRef::Host, wv.to_string())
+    );
     let eth0 = k.get_link(&sb, &ifn("eth0")).await.unwrap().unwrap();
     assert_eq!((eth0.mac, eth0.mtu, eth0.up), (Some(ep.mac), 1450, true));
     assert_eq!(
@@ -247,45 +260,111 @@ async fn join_is_idempotent_and_finishes_a_crashed_join() {
     assert_eq!(host_links(&k, "wv-").await.len(), 1);
     assert_eq!(k.list_addresses(&sb, &ifn("eth0")).await.unwrap().len(), 1);
 
-    // A crash right after the move: the pair exists, the sandbox end is unconfigured.
+    // A crash right after the create: the pair exists, the sandbox end is unconfigured.
     let ep2 = endpoint(&net, 4);
-    let (wv, wp) = (
-        names::host_veth(&ep2.id).unwrap(),
-        names::peer_veth(&ep2.id).unwrap(),
-    );
-    k.create_veth(
-        &NsRef::Host,
-        &weft_os::VethSpec::new(wv.clone(), wp.clone()),
-    )
-    .await
-    .unwrap();
-    k.move_link(&NsRef::Host, &wp, &sb, Some(&ifn("eth1")))
-        .await
-        .unwrap();
+    let wv = names::host_veth(&ep2.id).unwrap();
+    let spec = weft_os::VethSpec::new(wv.clone(), ifn("eth1")).peer_in(sb.clone());
+    k.create_veth(&NsRef::Host, &spec).await.unwrap();
+    let made = k.get_link(&sb, &ifn("eth1")).await.unwrap().unwrap();
     d.join(&net, &ep2, &sandbox(), &ctx(&ns, "eth1", false))
         .await
         .unwrap();
     let eth1 = k.get_link(&sb, &ifn("eth1")).await.unwrap().unwrap();
+    assert_eq!(eth1.index, made.index, "the pair was not adopted");
     assert_eq!((eth1.mac, eth1.up), (Some(ep2.mac), true));
+    assert_eq!(k.list_addresses(&sb, &ifn("eth1")).await.unwrap().len(), 1);
     let host_end = k.get_link(&NsRef::Host, &wv).await.unwrap().unwrap();
     assert_eq!(host_end.master, Some(names::bridge(&net.id).unwrap()));
 }
 
 #[tokio::test]
+async fn join_finishes_what_an_older_create_then_move_join_left() {
+    let (k, d) = setup();
+    let net = network(18, false);
+    d.create_network(&net).await.unwrap();
+    let (ns, sb) = make_sandbox(&k, "sb-old").await;
+
+    // Crashed before the move: both ends in the host. The pair is made again.
+    let ep = endpoint(&net, 2);
+    let (wv, wp) = (
+        names::host_veth(&ep.id).unwrap(),
+        names::peer_veth(&ep.id).unwrap(),
+    );
+    let old = weft_os::VethSpec::new(wv.clone(), wp.clone());
+    k.create_veth(&NsRef::Host, &old).await.unwrap();
+    d.join(&net, &ep, &sandbox(), &ctx(&ns, "eth0", true))
+        .await
+        .unwrap();
+    assert!(
+        host_links(&k, "wp-").await.is_empty(),
+        "wp- left in the host"
+    );
+    assert_eq!(host_links(&k, "wv-").await, vec![wv.to_string()]);
+    let eth0 = k.get_link(&sb, &ifn("eth0")).await.unwrap().unwrap();
+    assert_eq!((eth0.mac, eth0.up), (Some(ep.mac), true));
+
+    // Crashed right after the move (MAC and MTU not yet set): the pair is adopted and fixed.
+    let mut net2 = network(19, false);
+    net2.options = Options::from_pairs(["mtu=1400"]).unwrap();
+    d.create_network(&net2).await.unwrap();
+    let ep2 = endpoint(&net2, 2);
+    let (wv2, wp2) = (
+        names::host_veth(&ep2.id).unwrap(),
+        names::peer_veth(&ep2.id).unwrap(),
+    );
+    let old = weft_os::VethSpec::new(wv2.clone(), wp2.clone());
+    k.create_veth(&NsRef::Host, &old).await.unwrap();
+    k.move_link(&NsRef::Host, &wp2, &sb, Some(&ifn("eth1")))
+        .await
+        .unwrap();
+    let moved = k.get_link(&sb, &ifn("eth1")).await.unwrap().unwrap();
+    d.join(&net2, &ep2, &sandbox(), &ctx(&ns, "eth1", false))
+        .await
+        .unwrap();
+    let eth1 = k.get_link(&sb, &ifn("eth1")).await.unwrap().unwrap();
+    assert_eq!(eth1.index, moved.index, "the moved end was not adopted");
+    assert_eq!((eth1.mac, eth1.mtu, eth1.up), (Some(ep2.mac), 1400, true));
+    let host_end = k.get_link(&NsRef::Host, &wv2).await.unwrap().unwrap();
+    assert_eq!(host_end.mtu, 1400);
+}
+
+#[tokio::test]
+async fn a_join_into_a_taken_ifname_fails_and_leaves_no_veth() {
+    let (k, d) = setup();
+    let net = network(20, false);
+    d.create_network(&net).await.unwrap();
+    let (ns, sb) = make_sandbox(&k, "sb-taken").await;
+    k.seed_link(&sb, &ifn("eth0"), 1500).unwrap();
+    let ep = endpoint(&net, 2);
+    let err = d
+        .join(&net, &ep, &sandbox(), &ctx(&ns, "eth0", true))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("eth0"), "{err}");
+    assert!(host_links(&k, "wv-").await.is_empty(), "wv- left");
+    assert!(k.get_link(&sb, &ifn("eth0")).await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn a_join_failing_midway_leaves_no_veth() {
-    for op in [
-        "set_master",
-        "move_link",
-        "set_mac",
-        "add_address",
-        "replace_route",
+    for (op, object) in [
+        ("create_veth", None),
+        ("set_master", None),
+        ("set_link_up", None),
+        ("add_address", None),
+        ("set_link_up", Some("eth0")),
+        ("replace_route", None),
     ] {
         let (k, d) = setup();
         let net = network(9, false);
         d.create_network(&net).await.unwrap();
         let (ns, sb) = make_sandbox(&k, "sb-fail").await;
         let ep = endpoint(&net, 2);
-        k.fail_once(op);
+        match object {
+            Some(object) => k.fail_on(op, object),
+            None => k.fail_once(op),
+        }
         let err = d
             .join(&net, &ep, &sandbox(), &ctx(&ns, "eth0", true))
             .await
@@ -302,6 +381,7 @@ async fn a_join_failing_midway_leaves_no_veth() {
             "{op}: eth0 left"
         );
         // The retry succeeds.
+        k.clear_failures();
         d.join(&net, &ep, &sandbox(), &ctx(&ns, "eth0", true))
             .await
             .unwrap();

@@ -69,25 +69,35 @@ impl LinkOps for FakeKernel {
     async fn create_veth(&self, ns: &NsRef, spec: &VethSpec) -> Result<()> {
         let mut g = self.enter("create_veth", ns, spec.name.as_str())?;
         let w = g.world();
+        let peer_ns = spec.peer_ns.clone().unwrap_or_else(|| ns.clone());
+        w.space(&peer_ns)?;
         if existing_of_kind(w, ns, &spec.name, "veth")?.is_some() {
-            return adopt(w, ns, &spec.name, spec.mtu, spec.mac);
+            if peer_ns == *ns {
+                return adopt(w, ns, &spec.name, spec.mtu, spec.mac);
+            }
+            let wanted = Some((peer_ns.clone(), spec.peer.clone()));
+            if w.link(ns, &spec.name)?.peer == wanted {
+                adopt(w, ns, &spec.name, spec.mtu, spec.mac)?;
+                return adopt(w, &peer_ns, &spec.peer, spec.mtu, spec.peer_mac);
+            }
+            // Its peer is elsewhere: deleted (the peer with it) and made again, as the kernel.
+            w.remove_link(ns, &spec.name);
         }
-        if let Some(taken) = w.space(ns)?.links.get(&spec.peer) {
+        if let Some(taken) = w.space(&peer_ns)?.links.get(&spec.peer) {
             // The kernel answers EEXIST for the peer name; the fake names the holder's kind.
             return Err(Error::LinkKindMismatch {
                 name: spec.peer.clone(),
                 expected: "veth",
                 found: taken.info.kind.name().to_owned(),
-                ns: ns.clone(),
+                ns: peer_ns,
             });
         }
         let mut a = w.new_link(spec.name.clone(), LinkKind::Veth, spec.mtu, spec.mac);
         let mut b = w.new_link(spec.peer.clone(), LinkKind::Veth, spec.mtu, spec.peer_mac);
-        a.peer = Some((ns.clone(), spec.peer.clone()));
+        a.peer = Some((peer_ns.clone(), spec.peer.clone()));
         b.peer = Some((ns.clone(), spec.name.clone()));
-        let space = w.space_mut(ns)?;
-        space.links.insert(spec.name.clone(), a);
-        space.links.insert(spec.peer.clone(), b);
+        w.space_mut(ns)?.links.insert(spec.name.clone(), a);
+        w.space_mut(&peer_ns)?.links.insert(spec.peer.clone(), b);
         Ok(())
     }
 

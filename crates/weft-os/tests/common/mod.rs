@@ -163,3 +163,100 @@ pub async fn idempotency_scenario(k: &dyn Kernel, ns: &NsRef) {
         .collect();
     assert_eq!(names, ["wtbr0", "wtvx0"]);
 }
+
+/// A veth whose peer is created in another namespace, run in `a` (first ends) with peers in
+/// `b` and `c` (all must exist, and hold no `wt*`/`eth*` links): made in place under its
+/// final name, adopted when re-created (MTU and MACs corrected on both ends), re-made when an
+/// existing first end's peer is elsewhere, and refused when the peer's name is taken. Leaves
+/// the pair `wta0` (in `a`) / `eth0` (in `b`), MTU 1450.
+pub async fn peer_in_scenario(k: &dyn Kernel, a: &NsRef, b: &NsRef, c: &NsRef) {
+    let eth0 = ifname("eth0");
+    let mac = weft_os::MacAddr([0x02, 0x42, 0xc6, 0x12, 0x00, 0x02]);
+    let mut spec = VethSpec {
+        mtu: Some(1400),
+        peer_mac: Some(mac),
+        ..VethSpec::new(ifname("wta0"), eth0.clone()).peer_in(b.clone())
+    };
+    k.create_veth(a, &spec).await.unwrap();
+    let host = k.get_link(a, &spec.name).await.unwrap().unwrap();
+    let peer = k.get_link(b, &eth0).await.unwrap().unwrap();
+    assert_eq!(host.kind, LinkKind::Veth);
+    assert_eq!(
+        (peer.kind.clone(), peer.mtu, peer.mac, peer.up),
+        (LinkKind::Veth, 1400, Some(mac), false)
+    );
+    assert!(
+        k.get_link(a, &eth0).await.unwrap().is_none(),
+        "peer made in a"
+    );
+
+    // Re-created: both ends adopted; MTU and the peer's MAC corrected in place.
+    let other_mac = weft_os::MacAddr([0x02, 0x42, 0xc6, 0x12, 0x00, 0x99]);
+    k.set_mac(b, &eth0, other_mac).await.unwrap();
+    spec.mtu = Some(1450);
+    k.create_veth(a, &spec).await.unwrap();
+    k.create_veth(a, &spec).await.unwrap();
+    let host2 = k.get_link(a, &spec.name).await.unwrap().unwrap();
+    let peer2 = k.get_link(b, &eth0).await.unwrap().unwrap();
+    assert_eq!((host2.index, host2.mtu), (host.index, 1450));
+    assert_eq!(
+        (peer2.index, peer2.mtu, peer2.mac),
+        (peer.index, 1450, Some(mac))
+    );
+
+    // A first end whose peer is still beside it (made, not yet moved): re-made.
+    let old = VethSpec::new(ifname("wtc0"), ifname("wtc1"));
+    k.create_veth(a, &old).await.unwrap();
+    let eth1 = ifname("eth1");
+    let across = VethSpec::new(old.name.clone(), eth1.clone()).peer_in(b.clone());
+    k.create_veth(a, &across).await.unwrap();
+    assert!(
+        k.get_link(a, &old.peer).await.unwrap().is_none(),
+        "old peer left"
+    );
+    assert!(k.get_link(b, &eth1).await.unwrap().is_some());
+
+    // A first end whose peer is in another namespace: re-made, the old peer gone with it.
+    let eth2 = ifname("eth2");
+    let in_c = VethSpec::new(ifname("wtd0"), eth2.clone()).peer_in(c.clone());
+    k.create_veth(a, &in_c).await.unwrap();
+    assert!(k.get_link(c, &eth2).await.unwrap().is_some());
+    let in_b = VethSpec::new(ifname("wtd0"), eth2.clone()).peer_in(b.clone());
+    k.create_veth(a, &in_b).await.unwrap();
+    assert!(
+        k.get_link(c, &eth2).await.unwrap().is_none(),
+        "peer left in c"
+    );
+    assert!(k.get_link(b, &eth2).await.unwrap().is_some());
+
+    // The peer's name taken in the target: refused, nothing made.
+    let clash = VethSpec::new(ifname("wte0"), eth0.clone()).peer_in(b.clone());
+    let err = k.create_veth(a, &clash).await.unwrap_err();
+    match &err {
+        weft_os::Error::LinkKindMismatch { name, ns, .. } => {
+            assert_eq!((name, ns), (&eth0, b), "{err}")
+        }
+        e => panic!("expected LinkKindMismatch, got {e}"),
+    }
+    assert!(k.get_link(a, &clash.name).await.unwrap().is_none());
+
+    // A missing target namespace is named.
+    let gone = NsRef::named(&NsName::new("wtos-no-such-ns").unwrap());
+    let lost = VethSpec::new(ifname("wtf0"), ifname("eth9")).peer_in(gone);
+    let err = k.create_veth(a, &lost).await.unwrap_err();
+    assert!(matches!(err, weft_os::Error::NetnsNotFound { .. }), "{err}");
+
+    // Deleting the first end takes the peer in the other namespace along.
+    k.delete_link(a, &old.name).await.unwrap();
+    k.delete_link(a, &in_b.name).await.unwrap();
+    assert!(k.get_link(b, &eth1).await.unwrap().is_none());
+    assert!(k.get_link(b, &eth2).await.unwrap().is_none());
+    let left: Vec<String> = k
+        .list_links(b, "eth")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name.to_string())
+        .collect();
+    assert_eq!(left, ["eth0"]);
+}
