@@ -66,6 +66,10 @@ pub fn kill_all_in(ns_path: &std::path::Path) -> io::Result<usize> {
         Ok(pids)
     };
     let victims = in_ns()?;
+    if victims.is_empty() {
+        // The common case (nothing was started in the sandbox): one scan is enough.
+        return Ok(0);
+    }
     for pid in &victims {
         // ESRCH (already gone) is fine.
         let _ = nix::sys::signal::kill(
