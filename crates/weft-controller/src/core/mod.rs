@@ -212,34 +212,23 @@ impl Core {
         .await
         .map_err(|e| Error::internal(format!("store load task failed: {e}")))?
         .map_err(|e| store_error(e, "load"))?;
-        for v in networks {
-            self.networks.insert(
-                v.value.id.clone(),
-                Stored {
-                    record: v.value,
-                    version: v.version,
-                },
-            );
-        }
-        for v in endpoints {
-            self.endpoints.insert(
-                v.value.id.clone(),
-                Stored {
-                    record: v.value,
-                    version: v.version,
-                },
-            );
-        }
-        for v in sandboxes {
-            self.sandboxes.insert(
-                v.value.id.clone(),
-                Stored {
-                    record: v.value,
-                    version: v.version,
-                },
-            );
-        }
+        self.keep(networks);
+        self.keep(endpoints);
+        self.keep(sandboxes);
         Ok(())
+    }
+
+    /// Holds loaded records in memory with their versions.
+    fn keep<R: Table>(&mut self, loaded: Vec<weft_store::Versioned<R>>) {
+        for v in loaded {
+            R::table(self).insert(
+                v.value.id(),
+                Stored {
+                    version: v.version,
+                    record: v.value,
+                },
+            );
+        }
     }
 
     fn driver_for(
