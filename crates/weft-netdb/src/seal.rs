@@ -75,6 +75,7 @@ pub struct TransportStats {
     send_errors: AtomicU64,
     fragments_out: AtomicU64,
     fragments_in: AtomicU64,
+    injected_loss: AtomicU64,
     truncated: AtomicU64,
     oversized: AtomicU64,
     bad_version: AtomicU64,
@@ -95,6 +96,10 @@ pub struct TransportCounters {
     /// Fragments sent and received (a message too large for one datagram).
     pub fragments_out: u64,
     pub fragments_in: u64,
+    /// Outgoing datagrams dropped by injected loss (fault injection, not counted in
+    /// [`TransportCounters::dropped`]).
+    #[serde(default)]
+    pub dropped_injected: u64,
     pub dropped_truncated: u64,
     pub dropped_oversized: u64,
     pub dropped_bad_version: u64,
@@ -144,6 +149,11 @@ impl TransportStats {
         );
     }
 
+    /// Counts an outgoing datagram dropped by injected loss.
+    pub fn injected_loss(&self) {
+        add(&self.injected_loss, 1);
+    }
+
     /// Counts a message that could not be sealed or sent.
     pub fn send_failed(&self, err: Option<SealError>) {
         match err {
@@ -177,6 +187,7 @@ impl TransportStats {
             send_errors: get(&self.send_errors),
             fragments_out: get(&self.fragments_out),
             fragments_in: get(&self.fragments_in),
+            dropped_injected: get(&self.injected_loss),
             dropped_truncated: get(&self.truncated),
             dropped_oversized: get(&self.oversized),
             dropped_bad_version: get(&self.bad_version),

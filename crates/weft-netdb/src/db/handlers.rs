@@ -295,3 +295,10 @@ impl Handler<SetIsolated> for NetworkDb {
         self.isolation.set(msg.0);
     }
 }
+
+impl Handler<SetLoss> for NetworkDb {
+    type Result = ();
+    fn handle(&mut self, msg: SetLoss, _: &mut Context<Self>) {
+        self.isolation.set_loss(msg.0);
+    }
+}

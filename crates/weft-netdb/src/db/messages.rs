@@ -198,3 +198,9 @@ pub struct Abort;
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct SetIsolated(pub bool);
+
+/// Drops this fraction (0..=1) of every outgoing gossip datagram at random from now on, as
+/// a lossy link would; 0 heals (fault injection, tests and benchmarks).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct SetLoss(pub f32);
