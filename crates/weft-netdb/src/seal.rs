@@ -22,8 +22,8 @@ use weft_keys::{KeyId, Keyring, SymmetricKey};
 
 use crate::frag::{Fragment, MAX_FRAGMENTS, Reassembly};
 
-/// Frame format version.
-pub const FRAME_VERSION: u8 = 1;
+/// Frame format version (2: message payloads start with an encoding byte).
+pub const FRAME_VERSION: u8 = 2;
 /// Clear header: version, key id, nonce.
 pub const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 /// Authentication tag length.
@@ -32,6 +32,15 @@ pub const TAG_LEN: usize = 16;
 pub const MAX_DATAGRAM: usize = 65_507;
 /// Bytes a frame adds to a chitchat message.
 pub const OVERHEAD: usize = HEADER_LEN + 1 + TAG_LEN;
+/// A message payload as serialised by chitchat.
+const ENCODING_RAW: u8 = 0;
+/// A message payload compressed with zstd: chitchat's digest, sent whole every round,
+/// repeats addresses and generation stamps and shrinks several times.
+const ENCODING_ZSTD: u8 = 1;
+/// Largest message accepted once decompressed: what four full fragments can carry.
+const MAX_MESSAGE: usize = MAX_CHUNK * MAX_FRAGMENTS as usize;
+/// zstd level: the fastest, since this runs for every datagram.
+const ZSTD_LEVEL: i32 = 1;
 const KIND_WHOLE: u8 = 0;
 const KIND_FRAGMENT: u8 = 1;
 const FRAGMENT_HEADER: usize = 4 + 1 + 1;
@@ -286,15 +295,37 @@ pub fn seal_frames(
     Ok(frames)
 }
 
-/// Serialises and seals a chitchat message under the ring's primary key.
+/// Serialises, compresses when that makes it smaller, and seals a chitchat message under
+/// the ring's primary key.
 pub fn seal_message(
     ring: &Keyring,
     msg: &ChitchatMessage,
     msg_id: u32,
     rng: &dyn SecureRandom,
 ) -> Result<Vec<Vec<u8>>, SealError> {
-    let mut plain = Vec::with_capacity(msg.serialized_len());
+    seal_message_with(ring, msg, msg_id, rng, true)
+}
+
+/// [`seal_message`], with compression chosen by the caller (tests of fragmentation need
+/// payloads that stay large).
+pub fn seal_message_with(
+    ring: &Keyring,
+    msg: &ChitchatMessage,
+    msg_id: u32,
+    rng: &dyn SecureRandom,
+    compress: bool,
+) -> Result<Vec<Vec<u8>>, SealError> {
+    let mut plain = Vec::with_capacity(1 + msg.serialized_len());
+    plain.push(ENCODING_RAW);
     msg.serialize(&mut plain);
+    let packed = compress
+        .then(|| zstd::bulk::compress(&plain[1..], ZSTD_LEVEL).ok())
+        .flatten();
+    if let Some(packed) = packed.filter(|p| p.len() + 1 < plain.len()) {
+        plain.clear();
+        plain.push(ENCODING_ZSTD);
+        plain.extend_from_slice(&packed);
+    }
     seal_frames(ring.primary(), &plain, msg_id, rng)
 }
 
@@ -361,6 +392,21 @@ fn parse_plain(mut buf: Vec<u8>) -> Result<Opened, DropReason> {
     }
 }
 
+/// Decodes a message payload (its encoding byte, then the message, compressed or not)
+/// and parses it. Decompression stops at [`MAX_MESSAGE`], so a small datagram cannot
+/// expand into a large allocation.
+pub fn decode_message(payload: &[u8]) -> Result<ChitchatMessage, DropReason> {
+    match payload.split_first() {
+        Some((&ENCODING_RAW, rest)) => parse_message(rest),
+        Some((&ENCODING_ZSTD, rest)) => {
+            let plain =
+                zstd::bulk::decompress(rest, MAX_MESSAGE).map_err(|_| DropReason::Malformed)?;
+            parse_message(&plain)
+        }
+        _ => Err(DropReason::Malformed),
+    }
+}
+
 /// Parses a serialised chitchat message.
 pub fn parse_message(plain: &[u8]) -> Result<ChitchatMessage, DropReason> {
     // chitchat's parser returns errors on bad input as far as we read it; catching a panic
@@ -374,7 +420,7 @@ pub fn parse_message(plain: &[u8]) -> Result<ChitchatMessage, DropReason> {
 /// a [`Receiver`] to reassemble them).
 pub fn open_message(ring: &Keyring, datagram: &[u8]) -> Result<ChitchatMessage, DropReason> {
     match open_frame(ring, datagram)? {
-        Opened::Whole(plain) => parse_message(&plain),
+        Opened::Whole(plain) => decode_message(&plain),
         Opened::Fragment(_) => Err(DropReason::Malformed),
     }
 }
@@ -398,11 +444,11 @@ impl Receiver {
     ) -> Result<Option<ChitchatMessage>, DropReason> {
         stats.received(datagram.len());
         let result = match open_frame(ring, datagram) {
-            Ok(Opened::Whole(plain)) => parse_message(&plain).map(Some),
+            Ok(Opened::Whole(plain)) => decode_message(&plain).map(Some),
             Ok(Opened::Fragment(frag)) => {
                 stats.fragments(false, 1);
                 match self.reassembly.insert(from, frag, now) {
-                    Ok(Some(plain)) => parse_message(&plain).map(Some),
+                    Ok(Some(plain)) => decode_message(&plain).map(Some),
                     Ok(None) => Ok(None),
                     Err(_) => Err(DropReason::Malformed),
                 }

@@ -62,8 +62,9 @@ async fn garbage_datagrams_are_counted_and_gossip_goes_on() {
     let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let target = nodes[0].addr;
     let mut payloads: Vec<Vec<u8>> =
-        vec![vec![], vec![1], vec![1; 20], vec![2; 200], vec![0xff; 1500]];
-    let mut forged = vec![1u8, 0, 0, 0, 1];
+        vec![vec![], vec![1], vec![1; 20], vec![9; 200], vec![0xff; 1500]];
+    // The current frame version (2), key id 1, then garbage instead of a sealed body.
+    let mut forged = vec![2u8, 0, 0, 0, 1];
     forged.extend_from_slice(&[0u8; 60]);
     payloads.push(forged);
     for p in &payloads {

@@ -93,9 +93,9 @@ fn short_long_and_foreign_frames_are_dropped_by_reason() {
         open_message(&ring, &vec![1u8; MAX_DATAGRAM + 1]),
         Err(DropReason::Oversized)
     );
-    let mut v2 = frame.clone();
-    v2[0] = 2;
-    assert_eq!(open_message(&ring, &v2), Err(DropReason::BadVersion));
+    let mut other = frame.clone();
+    other[0] = FRAME_VERSION + 1;
+    assert_eq!(open_message(&ring, &other), Err(DropReason::BadVersion));
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn count(stats: &TransportStats, ring: &Keyring, bytes: &[u8]) -> bool {
 fn messages_too_large_for_a_datagram_travel_in_fragments() {
     let ring = ring_with(1, 7);
     let big = syn(&"c".repeat(65_500));
-    let frames = seal_message(&ring, &big, 42, &SystemRandom::new()).unwrap();
+    let frames = seal_message_with(&ring, &big, 42, &SystemRandom::new(), false).unwrap();
     assert_eq!(frames.len(), 2);
     assert!(frames.iter().all(|f| f.len() <= MAX_DATAGRAM));
     let stats = TransportStats::default();
@@ -268,11 +268,47 @@ proptest! {
         tail in proptest::collection::vec(any::<u8>(), 0..512),
     ) {
         let ring = ring_with(1, 7);
-        let mut payload = vec![0x53, 0xb0, 0, kind];
+        let mut payload = vec![ENCODING_RAW, 0x53, 0xb0, 0, kind];
         payload.extend_from_slice(&tail);
         let mut frame = Vec::new();
         seal_bytes(ring.primary(), &payload, &SystemRandom::new(), &mut frame).unwrap();
         let stats = TransportStats::default();
         let _ = count(&stats, &ring, &frame);
     }
+
+    #[test]
+    fn authenticated_compressed_garbage_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let ring = ring_with(1, 7);
+        let mut payload = vec![ENCODING_ZSTD];
+        payload.extend_from_slice(&tail);
+        let mut frame = Vec::new();
+        seal_bytes(ring.primary(), &payload, &SystemRandom::new(), &mut frame).unwrap();
+        let stats = TransportStats::default();
+        let _ = count(&stats, &ring, &frame);
+    }
+}
+
+#[test]
+fn repetitive_messages_are_compressed_and_open_again() {
+    let ring = ring_with(1, 7);
+    let msg = syn(&"weft-cluster-".repeat(2000));
+    let frames = seal_message(&ring, &msg, 1, &SystemRandom::new()).unwrap();
+    assert_eq!(frames.len(), 1);
+    assert!(
+        frames[0].len() < 2000,
+        "compressed to {} bytes",
+        frames[0].len()
+    );
+    assert_eq!(open_message(&ring, &frames[0]).unwrap(), msg);
+}
+
+#[test]
+fn a_decompression_bomb_is_dropped() {
+    let ring = ring_with(1, 7);
+    // 1 MiB of zeros compresses to a few bytes but expands past the message limit.
+    let mut payload = vec![ENCODING_ZSTD];
+    payload.extend_from_slice(&zstd::bulk::compress(&vec![0u8; 1 << 20], 1).unwrap());
+    let mut frame = Vec::new();
+    seal_bytes(ring.primary(), &payload, &SystemRandom::new(), &mut frame).unwrap();
+    assert_eq!(open_message(&ring, &frame), Err(DropReason::Malformed));
 }
