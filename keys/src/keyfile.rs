@@ -101,17 +101,31 @@ pub fn write_keyring(path: &Path, ring: &Keyring) -> Result<(), KeyFileError> {
             text.push_str(&format!("{} {}\n", id.0, hex::encode(key.material())));
         }
     }
-    let tmp = path.with_extension("tmp");
+    write_atomic(path, text.as_bytes(), 0o600).map_err(write)
+}
+
+/// Writes `contents` to `path` atomically (temporary file, fsync, rename) with `mode`.
+pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(write)?;
-    file.write_all(text.as_bytes()).map_err(write)?;
-    file.sync_all().map_err(write)?;
-    fs::rename(&tmp, path).map_err(write)
+        .mode(mode)
+        .open(&tmp)?;
+    // A leftover temporary file keeps its old mode: set it explicitly.
+    file.set_permissions(fs::Permissions::from_mode(mode))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+/// The mode of `path` when group or others may access it (the file is then refused).
+pub(crate) fn exposed_mode(path: &Path) -> std::io::Result<Option<u32>> {
+    let mode = fs::metadata(path)?.permissions().mode() & 0o777;
+    Ok((mode & 0o077 != 0).then_some(mode))
 }
 
 /// The keyring at `path`, created with one fresh key when the file does not exist.

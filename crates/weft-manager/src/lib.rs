@@ -1,0 +1,28 @@
+//! weft-manager: the cluster allocator of global networks, as a deterministic state
+//! machine ([`Allocator`]: [`Command`] in, new state and [`Outcome`] out), and its
+//! persistence as a command log ([`ManagerStore`]).
+//!
+//! It allocates global network ids and names (unique in the cluster), subnets (from the
+//! configurable default pools, 10.0.0.0/8 in /24s, or given ones that must not overlap),
+//! one VNI per IPv4 subnet (serial from 4096, libnetwork reference §3.1), endpoint addresses
+//! and service virtual IPs. The same commands in the same order always give the same state,
+//! so the log can later be replicated with Raft without rewriting the allocator.
+//!
+//! What it is not: no RPC, no actor, no gossip; the manager's actor calls
+//! [`ManagerStore::execute`] (blocking, on a thread that may block) and publishes outcomes.
+#![forbid(unsafe_code)]
+
+mod allocator;
+mod command;
+mod error;
+mod log;
+mod vni;
+
+pub use allocator::{Allocator, AllocatorSnapshot, NetworkSnapshot};
+pub use command::{AllocatorConfig, Command, GlobalSubnet, Grant, NetworkDef, Outcome};
+pub use error::{AllocError, ManagerError};
+pub use log::{CommandLog, ManagerStore, StoreLog, replay};
+pub use vni::{FIRST_AUTO_VNI, MAX_VNI, Vni, VniRange};
+
+#[cfg(test)]
+mod tests;
