@@ -17,4 +17,4 @@ pub mod token;
 
 pub use ca::{CaError, CaFingerprint, ClusterCa, NodeCert, NodeId, NodeIdentity, NodeKey};
 pub use keyring::{KEY_LEN, KeyId, Keyring, KeyringError, MAX_KEYS, SymmetricKey};
-pub use token::{JoinToken, Role, TokenError};
+pub use token::{ClusterTokens, JoinToken, Role, TokenError, TokenFileError};

@@ -265,3 +265,127 @@ mod tests {
         assert!(token.to_string().contains(&secret_hex));
     }
 }
+
+/// The join tokens a manager hands out, stored together in one private file.
+#[derive(Debug, Clone)]
+pub struct ClusterTokens {
+    pub worker: JoinToken,
+    pub manager: JoinToken,
+}
+
+/// A token file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("failed to write token file {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("failed to read token file {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("token file {path} has mode {mode:o}: others can read it; chmod 600 it")]
+    Exposed { path: std::path::PathBuf, mode: u32 },
+    #[error("token file {path}: {reason}")]
+    Parse {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+}
+
+impl ClusterTokens {
+    /// Fresh worker and manager tokens for the CA with `fingerprint`.
+    pub fn generate(fingerprint: CaFingerprint) -> Result<Self, TokenError> {
+        Ok(ClusterTokens {
+            worker: JoinToken::generate(Role::Worker, fingerprint)?,
+            manager: JoinToken::generate(Role::Manager, fingerprint)?,
+        })
+    }
+
+    /// The token of `role`.
+    pub fn for_role(&self, role: Role) -> &JoinToken {
+        match role {
+            Role::Worker => &self.worker,
+            Role::Manager => &self.manager,
+        }
+    }
+
+    /// Writes both tokens, one per line, atomically with mode 0600.
+    pub fn save(&self, path: &std::path::Path) -> Result<(), TokenFileError> {
+        let text = zeroize::Zeroizing::new(format!("{}\n{}\n", self.worker, self.manager));
+        crate::keyfile::write_atomic(path, text.as_bytes(), 0o600).map_err(|source| {
+            TokenFileError::Write {
+                path: path.to_owned(),
+                source,
+            }
+        })
+    }
+
+    /// Reads a file written by [`ClusterTokens::save`].
+    pub fn load(path: &std::path::Path) -> Result<Self, TokenFileError> {
+        let read = |source| TokenFileError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(mode) = crate::keyfile::exposed_mode(path).map_err(read)? {
+            return Err(TokenFileError::Exposed {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(read)?);
+        let parse = |reason: String| TokenFileError::Parse {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut tokens = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.trim().parse::<JoinToken>());
+        let worker = tokens
+            .next()
+            .ok_or_else(|| parse("no worker token".into()))?
+            .map_err(|e| parse(e.to_string()))?;
+        let manager = tokens
+            .next()
+            .ok_or_else(|| parse("no manager token".into()))?
+            .map_err(|e| parse(e.to_string()))?;
+        if worker.role() != Role::Worker || manager.role() != Role::Manager {
+            return Err(parse(
+                "expected the worker token, then the manager token".into(),
+            ));
+        }
+        Ok(ClusterTokens { worker, manager })
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn tokens_round_trip_privately_and_refuse_exposure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        let tokens = ClusterTokens::generate(CaFingerprint([7; 32])).unwrap();
+        tokens.save(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let back = ClusterTokens::load(&path).unwrap();
+        assert_eq!(back.worker.to_string(), tokens.worker.to_string());
+        assert_eq!(
+            back.for_role(Role::Manager).to_string(),
+            tokens.manager.to_string()
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            ClusterTokens::load(&path),
+            Err(TokenFileError::Exposed { .. })
+        ));
+    }
+}

@@ -46,7 +46,10 @@ pub async fn start(
 ) -> anyhow::Result<Addr<NetworkDb>> {
     let seeds = seeds(data_dir, &settings.join)?;
     let keyring = keyring(data_dir, settings.key_file.as_deref(), !seeds.is_empty())?;
-    let role = if seeds.is_empty() {
+    // A node holding the CA is a manager; so is the first node of a cluster formed with
+    // a copied keyring (no identity, no seeds).
+    let holds_ca = crate::join::is_manager(data_dir);
+    let role = if holds_ca || (seeds.is_empty() && !crate::join::has_identity(data_dir)) {
         "manager"
     } else {
         "worker"

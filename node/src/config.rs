@@ -67,6 +67,17 @@ pub struct AgentSettings {
     #[arg(long, env = "WEFT_JOIN", value_delimiter = ',')]
     #[serde(default)]
     pub join: Vec<SocketAddr>,
+    /// Create a new cluster (the default for a first start without --join).
+    #[arg(long)]
+    #[serde(default)]
+    pub init: bool,
+    /// Join token (from `weft cluster token worker|manager` on a manager); with it,
+    /// --join names managers' RPC addresses (IP:7947).
+    #[arg(long, env = "WEFT_TOKEN")]
+    pub token: Option<String>,
+    /// UDP port of the QUIC RPC service (join protocol on managers).
+    #[arg(long, env = "WEFT_RPC_PORT")]
+    pub rpc_port: Option<u16>,
     /// The cluster's gossip keyring file (copied into the data dir; a node that starts a
     /// cluster writes one there).
     #[arg(long, env = "WEFT_GOSSIP_KEY_FILE")]
@@ -116,6 +127,9 @@ pub struct ClusterSettings {
     /// Seeds given now (empty on a restart that gives none: the stored ones are used).
     pub join: Vec<SocketAddr>,
     pub key_file: Option<PathBuf>,
+    pub init: bool,
+    pub token: Option<weft_keys::JoinToken>,
+    pub rpc_port: u16,
     pub diagnostic: Option<SocketAddr>,
     pub gossip_interval: Duration,
     pub suspicion_window: Duration,
@@ -224,6 +238,8 @@ fn ipam_config(
     Ok(config)
 }
 
+/// RPC (QUIC) port when none is given.
+pub const DEFAULT_RPC_PORT: u16 = 7947;
 /// Gossip port when none is given.
 pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
 /// Diagnostics address when none is given.
@@ -292,6 +308,17 @@ fn cluster_settings(cli: &AgentSettings, file: &AgentSettings) -> anyhow::Result
         advertise: SocketAddr::new(advertise_ip, listen.port()),
         join,
         key_file: cli.gossip_key_file.clone().or(file.gossip_key_file.clone()),
+        init: cli.init || file.init,
+        token: match cli.token.clone().or(file.token.clone()) {
+            // The token is a secret: the error names its problem, never its text.
+            Some(t) => Some(
+                t.trim()
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("invalid --token: {e}"))?,
+            ),
+            None => None,
+        },
+        rpc_port: cli.rpc_port.or(file.rpc_port).unwrap_or(DEFAULT_RPC_PORT),
         diagnostic,
         gossip_interval,
         suspicion_window,

@@ -5,6 +5,7 @@ mod cluster;
 mod cmd;
 mod config;
 mod diag;
+mod join;
 mod output;
 mod server;
 
@@ -35,7 +36,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the agent.
-    Agent(cmd::agent::AgentArgs),
+    Agent(Box<cmd::agent::AgentArgs>),
     /// Manage networks.
     #[command(subcommand)]
     Network(cmd::network::NetworkCmd),
@@ -45,6 +46,9 @@ enum Command {
     /// Manage sandboxes.
     #[command(subcommand)]
     Sandbox(cmd::sandbox::SandboxCmd),
+    /// The cluster: join tokens.
+    #[command(subcommand)]
+    Cluster(cmd::cluster::ClusterCmd),
     /// The cluster's nodes.
     #[command(subcommand)]
     Node(cmd::node::NodeCmd),
@@ -77,7 +81,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let result = match cli.command {
-        Command::Agent(args) => cmd::agent::run(args).map_err(CallError::Transport),
+        Command::Agent(args) => cmd::agent::run(*args).map_err(CallError::Transport),
         command => run_client(command, &cli.host, cli.format),
     };
     match result {
@@ -102,6 +106,7 @@ fn run_client(command: Command, host: &str, format: Format) -> Result<(), CallEr
             Command::Network(c) => cmd::network::run(c, &ctx).await,
             Command::Endpoint(c) => cmd::endpoint::run(c, &ctx).await,
             Command::Sandbox(c) => cmd::sandbox::run(c, &ctx).await,
+            Command::Cluster(c) => cmd::cluster::run(c, &ctx).await,
             Command::Node(c) => cmd::node::run(c, &ctx).await,
             Command::Diag(c) => cmd::diag::run(c, &ctx).await,
             Command::Run(a) => cmd::run::run(a, &ctx).await,

@@ -23,10 +23,16 @@ struct Api {
     controller: Addr<Controller>,
     netdb: Addr<NetworkDb>,
     node_name: String,
+    data_dir: std::path::PathBuf,
 }
 
 /// The API's routes, served by `controller` and `netdb`.
-pub fn router(controller: Addr<Controller>, netdb: Addr<NetworkDb>, node_name: String) -> Router {
+pub fn router(
+    controller: Addr<Controller>,
+    netdb: Addr<NetworkDb>,
+    node_name: String,
+    data_dir: std::path::PathBuf,
+) -> Router {
     let routes = Router::new()
         .route("/version", get(version))
         .route("/networks", get(list_networks).post(create_network))
@@ -54,6 +60,7 @@ pub fn router(controller: Addr<Controller>, netdb: Addr<NetworkDb>, node_name: S
             get(inspect_sandbox).delete(delete_sandbox),
         )
         .route("/nodes", get(list_nodes))
+        .route("/cluster/token/{role}", get(cluster_token))
         .route("/nodes/{node}", get(inspect_node))
         .merge(diag_routes())
         .method_not_allowed_fallback(|| async {
@@ -66,6 +73,7 @@ pub fn router(controller: Addr<Controller>, netdb: Addr<NetworkDb>, node_name: S
             controller,
             netdb,
             node_name,
+            data_dir,
         })
 }
 
@@ -93,6 +101,7 @@ pub fn diagnostic_router(
             controller,
             netdb,
             node_name,
+            data_dir: std::path::PathBuf::new(),
         })
 }
 
@@ -153,6 +162,19 @@ fn json<T: Serialize>(result: Result<T, Error>) -> ApiResult {
     result
         .map(|v| axum::Json(v).into_response())
         .map_err(ApiError)
+}
+
+async fn cluster_token(State(api): State<Api>, Path(role): Path<String>) -> ApiResult {
+    let role = match role.as_str() {
+        "worker" => weft_keys::Role::Worker,
+        "manager" => weft_keys::Role::Manager,
+        other => {
+            return Err(ApiError(Error::invalid(format!(
+                "unknown role {other:?}: worker or manager"
+            ))));
+        }
+    };
+    json(crate::join::token(&api.data_dir, role))
 }
 
 async fn list_nodes(State(api): State<Api>) -> ApiResult {

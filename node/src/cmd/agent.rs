@@ -1,8 +1,8 @@
 //! `weft agent`: opens the store, starts the controller (which finishes whatever a
 //! crash interrupted), and serves the local API until SIGTERM or SIGINT.
 
-use crate::config::{AgentConfig, AgentSettings, LogFormat};
-use crate::{cluster, server};
+use crate::config::{AgentConfig, AgentSettings, ClusterSettings, LogFormat};
+use crate::{cluster, join, server};
 use anyhow::Context;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -56,7 +56,9 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
             "advertising a loopback address: nodes on other hosts cannot join this one; give --advertise-addr"
         );
     }
-    let netdb = cluster::start(&config.data_dir, &config.node_name, &config.cluster).await?;
+    let gossip = establish_membership(&config).await?;
+    let _rpc = join::serve(&config.data_dir, &config.cluster)?;
+    let netdb = cluster::start(&config.data_dir, &config.node_name, &gossip).await?;
     if let Some(addr) = config.cluster.diagnostic {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -72,7 +74,12 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
         gossip = %config.cluster.advertise,
         "weft agent ready"
     );
-    let app = server::router(controller, netdb.clone(), config.node_name.clone());
+    let app = server::router(
+        controller,
+        netdb.clone(),
+        config.node_name.clone(),
+        config.data_dir.clone(),
+    );
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;
@@ -89,6 +96,30 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
     served.context("API server failed")?;
     info!("weft agent stopped");
     Ok(())
+}
+
+/// Makes or joins a cluster on a first start; returns the gossip settings to use.
+/// A node with an identity ignores --init, --token and --join: it stored what it needs.
+async fn establish_membership(config: &AgentConfig) -> anyhow::Result<ClusterSettings> {
+    let settings = &config.cluster;
+    let mut gossip = settings.clone();
+    if join::has_identity(&config.data_dir) {
+        gossip.join.clear();
+        return Ok(gossip);
+    }
+    match &settings.token {
+        Some(token) => {
+            join::join(&config.data_dir, &config.node_name, token, &settings.join).await?;
+            // --join named managers' RPC addresses; the gossip seeds came with the answer.
+            gossip.join.clear();
+        }
+        None if settings.init || settings.join.is_empty() => {
+            join::init(&config.data_dir, &config.node_name)?
+        }
+        // --join with --gossip-key-file: gossip seeds and a copied keyring, no identity.
+        None => {}
+    }
+    Ok(gossip)
 }
 
 /// The drivers this agent offers.

@@ -1,6 +1,7 @@
 //! One file per `weft` subcommand: parse, call the API, print, map the error.
 
 pub mod agent;
+pub mod cluster;
 pub mod diag;
 pub mod endpoint;
 pub mod exec;

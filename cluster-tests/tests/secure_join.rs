@@ -1,0 +1,120 @@
+//! Joining with a token: a node started with `--init` is a manager and prints join
+//! tokens; workers join through it over QUIC with the worker token, receive their
+//! certificate and the gossip keyring, and appear everywhere; a token with a wrong secret
+//! or naming another CA gets a one-line error and the node never appears; a restarted
+//! worker needs no token.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use cluster_tests::{Agent, AgentOptions, Topology, wait_until};
+use std::time::Duration;
+
+fn start(topology: &Topology, i: usize, extra: &[&str]) -> anyhow::Result<Agent> {
+    let addr = topology.addr(i);
+    let mut args: Vec<String> = [
+        "--local-addr-pool",
+        "198.19.0.0/17",
+        "--node-name",
+        &format!("h{i}"),
+        "--listen-addr",
+        &format!("{addr}:7946"),
+        "--advertise-addr",
+        &addr,
+        "--gossip-interval",
+        "100ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let options = AgentOptions {
+        args,
+        env: Vec::new(),
+    };
+    Agent::start_in(
+        &topology.host_netns(i),
+        &topology.agent_netns_prefix(i),
+        options,
+    )
+}
+
+fn nodes(agent: &Agent) -> Vec<(String, String, String)> {
+    let v = agent.json(&["node", "ls"]);
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let s = |k: &str| n[k].as_str().unwrap_or("-").to_owned();
+            (s("id"), s("role"), s("status"))
+        })
+        .collect()
+}
+
+#[test]
+fn workers_join_with_a_token_and_strangers_stay_out() {
+    let topology = Topology::create(4).unwrap();
+    let h1 = start(&topology, 1, &["--init"]).unwrap();
+    let worker = h1.ok(&["cluster", "token", "worker"]).trim().to_owned();
+    assert!(
+        worker.starts_with("weft-W-") && worker.len() == "weft-W-".len() + 64 + 1 + 64,
+        "{worker}"
+    );
+    let manager = h1.ok(&["cluster", "token", "manager"]).trim().to_owned();
+    assert!(manager.starts_with("weft-M-") && manager != worker);
+    let seed = format!("{}:7947", topology.addr(1));
+
+    let mut h2 = start(&topology, 2, &["--join", &seed, "--token", &worker]).unwrap();
+    let h3 = start(&topology, 3, &["--join", &seed, "--token", &worker]).unwrap();
+    for agent in [&h1, &h2, &h3] {
+        wait_until("three alive nodes", Duration::from_secs(20), || {
+            let n = nodes(agent);
+            (n.len() == 3 && n.iter().all(|(_, _, s)| s == "alive")).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}: {:?}", nodes(agent)));
+    }
+    let roles: Vec<_> = nodes(&h3)
+        .into_iter()
+        .map(|(id, role, _)| (id, role))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("h1".into(), "manager".into()),
+            ("h2".into(), "worker".into()),
+            ("h3".into(), "worker".into())
+        ]
+    );
+
+    // The right CA but a wrong secret: refused by the manager.
+    let (prefix, _) = worker.rsplit_once('-').unwrap();
+    let wrong_secret = format!("{prefix}-{}", "0".repeat(64));
+    let err = start(&topology, 4, &["--join", &seed, "--token", &wrong_secret]).unwrap_err();
+    assert!(format!("{err:#}").contains("invalid join token"), "{err:#}");
+    // A token naming another CA: the joiner refuses the manager before sending anything.
+    let (_, secret) = worker.rsplit_once('-').unwrap();
+    let other_ca = format!("weft-W-{}-{secret}", "ab".repeat(32));
+    let err = start(&topology, 4, &["--join", &seed, "--token", &other_ca]).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("does not hold the cluster CA"),
+        "{err:#}"
+    );
+    let ids: Vec<String> = nodes(&h1).into_iter().map(|(id, _, _)| id).collect();
+    assert_eq!(ids, ["h1", "h2", "h3"], "a refused node appeared");
+
+    // Only managers hand out tokens.
+    let out = h2.cli(&["cluster", "token", "worker"]);
+    assert_eq!(out.code(), Some(1));
+    assert!(out.stderr.contains("not a manager"), "{}", out.stderr);
+
+    // A restarted worker rejoins with what it stored (the same flags are ignored).
+    h2.kill9().unwrap();
+    h2.restart().unwrap();
+    wait_until("h2 alive again", Duration::from_secs(20), || {
+        nodes(&h1)
+            .iter()
+            .any(|(id, _, s)| id == "h2" && s == "alive")
+            .then_some(())
+    })
+    .unwrap();
+    assert_eq!(nodes(&h1).len(), 3);
+}

@@ -1,0 +1,284 @@
+//! Secure membership: how a node gets its identity and the cluster's gossip keyring.
+//!
+//! - `--init` (or a first start without `--join`): the node creates the cluster CA, its
+//!   own certificate, the worker and manager join tokens and the gossip keyring; it is a
+//!   manager and admits other nodes on the join protocol of its RPC port.
+//! - `--join ADDR --token T`: the node sends the token's secret and a certificate request
+//!   to ADDR over QUIC, checking that ADDR holds the CA the token names; it receives its
+//!   certificate, the gossip keyring and the gossip seeds, and stores them.
+//!
+//! Every file is written before the identity, whose presence means "joined": a restart
+//! then needs neither the token nor `--join`.
+
+use crate::config::ClusterSettings;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+use weft_keys::{
+    ClusterCa, ClusterTokens, JoinToken, KeyId, Keyring, NodeId, NodeIdentity, NodeKey, Role,
+    SymmetricKey, keyfile,
+};
+use weft_rpc::{
+    JoinClient, RpcError, RpcServer, ServerOptions, TlsMaterial, join_handler, rpc_handler,
+};
+
+const IDENTITY_DIR: &str = "identity";
+const CA_DIR: &str = "ca";
+const TOKENS_FILE: &str = "tokens";
+const KEYRING_FILE: &str = "gossip.keyring";
+const SEEDS_FILE: &str = "seeds";
+/// How long one join attempt may take.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a joining node asks.
+#[derive(Serialize, Deserialize)]
+struct JoinRequest {
+    manager: bool,
+    secret: Vec<u8>,
+    node_id: String,
+    csr_der: Vec<u8>,
+}
+
+/// What a manager answers.
+#[derive(Serialize, Deserialize)]
+enum JoinResponse {
+    Accepted {
+        cert_pem: String,
+        ca_pem: String,
+        keys: Vec<(u32, Vec<u8>)>,
+        gossip_seeds: Vec<SocketAddr>,
+    },
+    Refused(String),
+}
+
+fn identity_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(IDENTITY_DIR)
+}
+
+/// Creates a directory for key material, readable by its owner only.
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// True once the node has an identity (it made or joined a cluster with a token).
+pub fn has_identity(data_dir: &Path) -> bool {
+    identity_dir(data_dir).join("node.crt").exists()
+}
+
+/// True on a node that holds the cluster CA (a manager).
+pub fn is_manager(data_dir: &Path) -> bool {
+    data_dir.join(CA_DIR).join("cluster-ca.key").exists()
+}
+
+/// Makes a new cluster: CA, this node's identity, join tokens, gossip keyring.
+pub fn init(data_dir: &Path, node_name: &str) -> anyhow::Result<()> {
+    let node = NodeId::new(node_name)
+        .context("--node-name is not a valid node id (lower-case letters, digits, '-')")?;
+    let ca = ClusterCa::generate("weft").context("cannot create the cluster CA")?;
+    private_dir(&data_dir.join(CA_DIR))?;
+    private_dir(&identity_dir(data_dir))?;
+    ca.to_files(&data_dir.join(CA_DIR))
+        .context("cannot store the cluster CA")?;
+    ClusterTokens::generate(ca.fingerprint())?.save(&data_dir.join(TOKENS_FILE))?;
+    keyfile::load_or_create(&data_dir.join(KEYRING_FILE))?;
+    let identity = ca
+        .issue_identity(&node)
+        .context("cannot issue this node's certificate")?;
+    identity
+        .save(&identity_dir(data_dir))
+        .context("cannot store this node's identity")?;
+    info!(fingerprint = %ca.fingerprint(), "initialised a new cluster: this node is a manager");
+    Ok(())
+}
+
+/// Joins through the first of `seeds` that admits this node with `token`.
+pub async fn join(
+    data_dir: &Path,
+    node_name: &str,
+    token: &JoinToken,
+    seeds: &[SocketAddr],
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !seeds.is_empty(),
+        "--token needs --join with a manager's address (IP:{})",
+        crate::config::DEFAULT_RPC_PORT
+    );
+    let node = NodeId::new(node_name)
+        .context("--node-name is not a valid node id (lower-case letters, digits, '-')")?;
+    let key = NodeKey::generate().context("cannot generate this node's key")?;
+    let request = JoinRequest {
+        manager: token.role() == Role::Manager,
+        secret: token.secret().to_vec(),
+        node_id: node.as_str().to_owned(),
+        csr_der: key
+            .csr_der(&node)
+            .context("cannot make a certificate request")?,
+    };
+    let request = weft_rpc::encode(&request)?;
+    let client = JoinClient::new(token.fingerprint())?;
+    let mut last = None;
+    for seed in seeds {
+        match client.call(*seed, &request, JOIN_TIMEOUT).await {
+            Ok(answer) => match weft_rpc::decode::<JoinResponse>(&answer)? {
+                JoinResponse::Accepted {
+                    cert_pem,
+                    ca_pem,
+                    keys,
+                    gossip_seeds,
+                } => {
+                    let identity = key
+                        .into_identity(&cert_pem, &ca_pem)
+                        .context("the manager sent an unusable certificate")?;
+                    store_joined(data_dir, &identity, &keys, &gossip_seeds)?;
+                    info!(via = %seed, "joined the cluster");
+                    return Ok(());
+                }
+                JoinResponse::Refused(reason) => {
+                    anyhow::bail!("{seed} refused to admit this node: {reason}")
+                }
+            },
+            Err(RpcError::Refused { .. }) => {
+                last = Some(anyhow::anyhow!(
+                    "{seed} does not hold the cluster CA named in the token: wrong token or wrong address"
+                ));
+            }
+            Err(e) => last = Some(anyhow::anyhow!("cannot join through {seed}: {e}")),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no seed to join through")))
+}
+
+/// The keyring and seeds first, the identity last.
+fn store_joined(
+    data_dir: &Path,
+    identity: &NodeIdentity,
+    keys: &[(u32, Vec<u8>)],
+    seeds: &[SocketAddr],
+) -> anyhow::Result<()> {
+    let mut ring: Option<Keyring> = None;
+    for (id, material) in keys {
+        let bytes: [u8; weft_keys::KEY_LEN] = material
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the manager sent a malformed key"))?;
+        let key = SymmetricKey::new(KeyId(*id), bytes);
+        match ring.as_mut() {
+            None => ring = Some(Keyring::new(key)),
+            Some(r) => r.add(key)?,
+        }
+    }
+    let ring = ring.context("the manager sent no gossip key")?;
+    keyfile::write_keyring(&data_dir.join(KEYRING_FILE), &ring)?;
+    let text: String = seeds.iter().map(|s| format!("{s}\n")).collect();
+    std::fs::write(data_dir.join(SEEDS_FILE), text).context("cannot store the gossip seeds")?;
+    private_dir(&identity_dir(data_dir))?;
+    identity
+        .save(&identity_dir(data_dir))
+        .context("cannot store this node's identity")?;
+    Ok(())
+}
+
+/// On a manager: serves the join protocol on the RPC port. Other RPC services come with
+/// the manager's allocator; until then RPC requests are answered with an error.
+pub fn serve(data_dir: &Path, settings: &ClusterSettings) -> anyhow::Result<Option<RpcServer>> {
+    if !is_manager(data_dir) {
+        return Ok(None);
+    }
+    let identity =
+        NodeIdentity::load(&identity_dir(data_dir)).context("cannot load this node's identity")?;
+    let material = TlsMaterial::from_identity(&identity)?;
+    let admission = Arc::new(Admission {
+        ca: ClusterCa::from_files(&data_dir.join(CA_DIR)).context("cannot load the cluster CA")?,
+        tokens: ClusterTokens::load(&data_dir.join(TOKENS_FILE))?,
+        keyring_file: data_dir.join(KEYRING_FILE),
+        gossip: settings.advertise,
+    });
+    let rpc = rpc_handler(|peer, _request| async move {
+        warn!(peer = %peer.node_id, "rpc request with no service to answer it");
+        Vec::new()
+    });
+    let join = join_handler(move |from, request| {
+        let admission = admission.clone();
+        async move { admission.admit(from, &request) }
+    });
+    let addr = SocketAddr::new(settings.listen.ip(), settings.rpc_port);
+    let server = RpcServer::bind_with(addr, &material, ServerOptions::default(), rpc, Some(join))
+        .with_context(|| format!("cannot serve RPC on {addr}"))?;
+    info!(%addr, "admitting nodes with join tokens");
+    Ok(Some(server))
+}
+
+/// What a manager needs to admit a node.
+struct Admission {
+    ca: ClusterCa,
+    tokens: ClusterTokens,
+    keyring_file: PathBuf,
+    gossip: SocketAddr,
+}
+
+impl Admission {
+    fn admit(&self, from: SocketAddr, request: &[u8]) -> Vec<u8> {
+        let response = match self.decide(request) {
+            Ok(r) => r,
+            Err(reason) => {
+                warn!(%from, %reason, "refused a node");
+                JoinResponse::Refused(reason)
+            }
+        };
+        weft_rpc::encode(&response).unwrap_or_default()
+    }
+
+    fn decide(&self, request: &[u8]) -> Result<JoinResponse, String> {
+        let request: JoinRequest =
+            weft_rpc::decode(request).map_err(|_| "malformed join request".to_owned())?;
+        let role = if request.manager {
+            Role::Manager
+        } else {
+            Role::Worker
+        };
+        if !self.tokens.for_role(role).verify(&request.secret) {
+            return Err("invalid join token".to_owned());
+        }
+        let node = NodeId::new(&request.node_id).map_err(|e| format!("invalid node id: {e}"))?;
+        let cert = self
+            .ca
+            .sign_csr(&node, &request.csr_der)
+            .map_err(|e| format!("invalid certificate request: {e}"))?;
+        let ring = keyfile::read_keyring(&self.keyring_file)
+            .map_err(|e| format!("manager keyring: {e}"))?;
+        let primary = ring.primary_id();
+        let ids =
+            std::iter::once(primary).chain(ring.ids().into_iter().filter(|id| *id != primary));
+        let keys = ids
+            .filter_map(|id| ring.get(id).map(|k| (id.0, k.material().to_vec())))
+            .collect();
+        info!(node = %node, ?role, "admitted a node");
+        Ok(JoinResponse::Accepted {
+            cert_pem: cert.cert_pem,
+            ca_pem: self.ca.cert_pem().to_owned(),
+            keys,
+            gossip_seeds: vec![self.gossip],
+        })
+    }
+}
+
+/// The join token of `role`, on a manager.
+pub fn token(data_dir: &Path, role: Role) -> Result<String, weft_types::Error> {
+    if !is_manager(data_dir) {
+        return Err(weft_types::Error::forbidden(
+            "this node is not a manager: ask a manager for a join token".to_owned(),
+        ));
+    }
+    ClusterTokens::load(&data_dir.join(TOKENS_FILE))
+        .map(|t| t.for_role(role).to_string())
+        .map_err(|e| weft_types::Error::internal(e.to_string()))
+}
