@@ -101,6 +101,13 @@ fn workers_join_with_a_token_and_strangers_stay_out() {
     let ids: Vec<String> = nodes(&h1).into_iter().map(|(id, _, _)| id).collect();
     assert_eq!(ids, ["h1", "h2", "h3"], "a refused node appeared");
 
+    // A second manager is not supported yet, and says so.
+    let err = start(&topology, 4, &["--join", &seed, "--token", &manager]).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("joining as a manager is not supported yet"),
+        "{err:#}"
+    );
+
     // Only managers hand out tokens.
     let out = h2.cli(&["cluster", "token", "worker"]);
     assert_eq!(out.code(), Some(1));

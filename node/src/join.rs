@@ -248,6 +248,13 @@ impl Admission {
         if !self.tokens.for_role(role).verify(&request.secret) {
             return Err("invalid join token".to_owned());
         }
+        if role == Role::Manager {
+            // A second manager needs the CA and the allocator replicated, which does not
+            // exist yet; admitting it as a worker would hide that.
+            return Err(
+                "joining as a manager is not supported yet: join with the worker token".to_owned(),
+            );
+        }
         let node = NodeId::new(&request.node_id).map_err(|e| format!("invalid node id: {e}"))?;
         let cert = self
             .ca
