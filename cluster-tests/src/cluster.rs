@@ -148,6 +148,35 @@ impl Topology {
         format!("{}-", self.host_netns(i))
     }
 
+    /// Starts an agent on host `i` with the usual test flags (198.19 pools, node name
+    /// `h<i>`, gossip on its underlay address, 100 ms gossip rounds) and `extra`. For tests
+    /// that start nodes one by one (joins, refusals); [`Cluster`] starts a whole cluster.
+    pub fn start_agent(&self, i: usize, extra: &[&str]) -> anyhow::Result<Agent> {
+        self.check(i)?;
+        let addr = self.addr(i);
+        let mut args: Vec<String> = [
+            "--local-addr-pool",
+            "198.19.0.0/17",
+            "--node-name",
+            &format!("h{i}"),
+            "--listen-addr",
+            &format!("{addr}:{GOSSIP_PORT}"),
+            "--advertise-addr",
+            &addr,
+            "--gossip-interval",
+            "100ms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let options = AgentOptions {
+            args,
+            env: Vec::new(),
+        };
+        Agent::start_in(&self.host_netns(i), &self.agent_netns_prefix(i), options)
+    }
+
     fn check(&self, i: usize) -> anyhow::Result<()> {
         anyhow::ensure!(
             (1..=self.hosts).contains(&i),

@@ -4,40 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cluster_tests::{Agent, AgentOptions, Topology, wait_until};
+use cluster_tests::{Agent, Topology, wait_until};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
-
-fn start(topology: &Topology, i: usize, extra: &[&str]) -> Agent {
-    let addr = topology.addr(i);
-    let mut args: Vec<String> = [
-        "--local-addr-pool",
-        "198.19.0.0/17",
-        "--node-name",
-        &format!("h{i}"),
-        "--listen-addr",
-        &format!("{addr}:7946"),
-        "--advertise-addr",
-        &addr,
-        "--gossip-interval",
-        "100ms",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let options = AgentOptions {
-        args,
-        env: Vec::new(),
-    };
-    Agent::start_in(
-        &topology.host_netns(i),
-        &topology.agent_netns_prefix(i),
-        options,
-    )
-    .unwrap()
-}
 
 fn node_ids(agent: &Agent) -> Vec<String> {
     let nodes = agent.json(&["node", "ls"]);
@@ -69,16 +39,16 @@ fn keyring_file(dir: &Path, name: &str) -> String {
 fn a_node_with_a_foreign_key_never_joins_and_its_datagrams_are_dropped() {
     let topology = Topology::create(3).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let h1 = start(&topology, 1, &[]);
+    let h1 = topology.start_agent(1, &[]).unwrap();
     let ring = h1.data_dir().join("gossip.keyring").display().to_string();
     let seed = format!("{}:7946", topology.addr(1));
-    let h2 = start(&topology, 2, &["--join", &seed, "--gossip-key-file", &ring]);
+    let h2 = topology
+        .start_agent(2, &["--join", &seed, "--gossip-key-file", &ring])
+        .unwrap();
     let foreign = keyring_file(dir.path(), "foreign.keyring");
-    let h3 = start(
-        &topology,
-        3,
-        &["--join", &seed, "--gossip-key-file", &foreign],
-    );
+    let h3 = topology
+        .start_agent(3, &["--join", &seed, "--gossip-key-file", &foreign])
+        .unwrap();
 
     wait_until("h1 and h2 see each other", Duration::from_secs(20), || {
         (node_ids(&h1).len() == 2 && node_ids(&h2).len() == 2).then_some(())
@@ -108,11 +78,15 @@ fn a_node_keeps_trying_its_seed_until_it_answers() {
     // The seed's keyring exists before the seed runs (an operator copied it).
     let ring = keyring_file(dir.path(), "shared.keyring");
     let seed = format!("{}:7946", topology.addr(1));
-    let h2 = start(&topology, 2, &["--join", &seed, "--gossip-key-file", &ring]);
+    let h2 = topology
+        .start_agent(2, &["--join", &seed, "--gossip-key-file", &ring])
+        .unwrap();
     // Several rounds with nobody at the seed address (time passing is the point here).
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(node_ids(&h2), ["h2"]);
-    let h1 = start(&topology, 1, &["--gossip-key-file", &ring]);
+    let h1 = topology
+        .start_agent(1, &["--gossip-key-file", &ring])
+        .unwrap();
     wait_until(
         "h2 joins once its seed answers",
         Duration::from_secs(20),

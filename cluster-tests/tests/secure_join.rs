@@ -6,37 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cluster_tests::{Agent, AgentOptions, Topology, wait_until};
+use cluster_tests::{Agent, Topology, wait_until};
 use std::time::Duration;
-
-fn start(topology: &Topology, i: usize, extra: &[&str]) -> anyhow::Result<Agent> {
-    let addr = topology.addr(i);
-    let mut args: Vec<String> = [
-        "--local-addr-pool",
-        "198.19.0.0/17",
-        "--node-name",
-        &format!("h{i}"),
-        "--listen-addr",
-        &format!("{addr}:7946"),
-        "--advertise-addr",
-        &addr,
-        "--gossip-interval",
-        "100ms",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let options = AgentOptions {
-        args,
-        env: Vec::new(),
-    };
-    Agent::start_in(
-        &topology.host_netns(i),
-        &topology.agent_netns_prefix(i),
-        options,
-    )
-}
 
 fn nodes(agent: &Agent) -> Vec<(String, String, String)> {
     let v = agent.json(&["node", "ls"]);
@@ -53,7 +24,7 @@ fn nodes(agent: &Agent) -> Vec<(String, String, String)> {
 #[test]
 fn workers_join_with_a_token_and_strangers_stay_out() {
     let topology = Topology::create(4).unwrap();
-    let h1 = start(&topology, 1, &["--init"]).unwrap();
+    let h1 = topology.start_agent(1, &["--init"]).unwrap();
     let worker = h1.ok(&["cluster", "token", "worker"]).trim().to_owned();
     assert!(
         worker.starts_with("weft-W-") && worker.len() == "weft-W-".len() + 64 + 1 + 64,
@@ -63,8 +34,12 @@ fn workers_join_with_a_token_and_strangers_stay_out() {
     assert!(manager.starts_with("weft-M-") && manager != worker);
     let seed = format!("{}:7947", topology.addr(1));
 
-    let mut h2 = start(&topology, 2, &["--join", &seed, "--token", &worker]).unwrap();
-    let h3 = start(&topology, 3, &["--join", &seed, "--token", &worker]).unwrap();
+    let mut h2 = topology
+        .start_agent(2, &["--join", &seed, "--token", &worker])
+        .unwrap();
+    let h3 = topology
+        .start_agent(3, &["--join", &seed, "--token", &worker])
+        .unwrap();
     for agent in [&h1, &h2, &h3] {
         wait_until("three alive nodes", Duration::from_secs(20), || {
             let n = nodes(agent);
@@ -88,12 +63,16 @@ fn workers_join_with_a_token_and_strangers_stay_out() {
     // The right CA but a wrong secret: refused by the manager.
     let (prefix, _) = worker.rsplit_once('-').unwrap();
     let wrong_secret = format!("{prefix}-{}", "0".repeat(64));
-    let err = start(&topology, 4, &["--join", &seed, "--token", &wrong_secret]).unwrap_err();
+    let err = topology
+        .start_agent(4, &["--join", &seed, "--token", &wrong_secret])
+        .unwrap_err();
     assert!(format!("{err:#}").contains("invalid join token"), "{err:#}");
     // A token naming another CA: the joiner refuses the manager before sending anything.
     let (_, secret) = worker.rsplit_once('-').unwrap();
     let other_ca = format!("weft-W-{}-{secret}", "ab".repeat(32));
-    let err = start(&topology, 4, &["--join", &seed, "--token", &other_ca]).unwrap_err();
+    let err = topology
+        .start_agent(4, &["--join", &seed, "--token", &other_ca])
+        .unwrap_err();
     assert!(
         format!("{err:#}").contains("does not hold the cluster CA"),
         "{err:#}"
@@ -102,7 +81,9 @@ fn workers_join_with_a_token_and_strangers_stay_out() {
     assert_eq!(ids, ["h1", "h2", "h3"], "a refused node appeared");
 
     // A second manager is not supported yet, and says so.
-    let err = start(&topology, 4, &["--join", &seed, "--token", &manager]).unwrap_err();
+    let err = topology
+        .start_agent(4, &["--join", &seed, "--token", &manager])
+        .unwrap_err();
     assert!(
         format!("{err:#}").contains("joining as a manager is not supported yet"),
         "{err:#}"
