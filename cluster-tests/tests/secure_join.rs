@@ -60,6 +60,56 @@ fn workers_join_with_a_token_and_strangers_stay_out() {
         ]
     );
 
+    // Both keyrings, three keys each, reached the worker; keys ls shows no material.
+    for agent in [&h1, &h2] {
+        let keys = agent.json(&["keys", "ls"]);
+        let keys = keys.as_array().unwrap();
+        for subsystem in ["gossip", "datapath"] {
+            let ring: Vec<_> = keys
+                .iter()
+                .filter(|k| k["subsystem"] == subsystem)
+                .collect();
+            assert_eq!(ring.len(), 3, "{subsystem}: {keys:?}");
+            assert_eq!(ring.iter().filter(|k| k["primary"] == true).count(), 1);
+            assert!(
+                ring.iter()
+                    .all(|k| k["age_s"].as_u64().is_some_and(|a| a < 600))
+            );
+        }
+        assert!(
+            keys.iter().all(|k| k.as_object().unwrap().len() == 4),
+            "only id, subsystem, role, age"
+        );
+    }
+    let ring_of = |agent: &Agent| -> Vec<(String, u64, bool)> {
+        let keys = agent.json(&["keys", "ls"]);
+        let mut v: Vec<_> = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["subsystem"].as_str().unwrap().to_owned(),
+                    k["id"].as_u64().unwrap(),
+                    k["primary"] == true,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ring_of(&h1),
+        ring_of(&h2),
+        "the worker holds the cluster's keyrings"
+    );
+    let text = h2.ok(&["keys", "ls"]);
+    assert!(
+        text.contains("SUBSYSTEM")
+            && text.contains("primary")
+            && !text.contains(&worker[worker.len() - 64..])
+    );
+
     // The right CA but a wrong secret: refused by the manager.
     let (prefix, _) = worker.rsplit_once('-').unwrap();
     let wrong_secret = format!("{prefix}-{}", "0".repeat(64));

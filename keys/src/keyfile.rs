@@ -59,17 +59,28 @@ pub fn read_keyring(path: &Path) -> Result<Keyring, KeyFileError> {
             line: i + 1,
             reason: reason.to_owned(),
         };
-        let (id, hex_key) = line
-            .trim()
-            .split_once(' ')
-            .ok_or_else(|| parse("expected `<id> <64 hex digits>`"))?;
+        let mut fields = line.split_whitespace();
+        let (Some(id), Some(hex_key)) = (fields.next(), fields.next()) else {
+            return Err(parse(
+                "expected `<id> <64 hex digits> [<created, seconds since 1970>]`",
+            ));
+        };
         let id: u32 = id
             .parse()
             .map_err(|_| parse("the key id is not a number"))?;
         let mut material = Zeroizing::new([0u8; KEY_LEN]);
-        hex::decode_to_slice(hex_key.trim(), material.as_mut_slice())
+        hex::decode_to_slice(hex_key, material.as_mut_slice())
             .map_err(|_| parse("the key is not 64 hex digits"))?;
-        keys.push(SymmetricKey::new(KeyId(id), *material));
+        let created: u64 = match fields.next() {
+            Some(t) => t
+                .parse()
+                .map_err(|_| parse("the creation time is not a number"))?,
+            None => 0,
+        };
+        if fields.next().is_some() {
+            return Err(parse("unexpected text after the creation time"));
+        }
+        keys.push(SymmetricKey::new(KeyId(id), *material).with_created(created));
     }
     let mut keys = keys.into_iter();
     let primary = keys.next().ok_or_else(|| KeyFileError::Parse {
@@ -98,7 +109,11 @@ pub fn write_keyring(path: &Path, ring: &Keyring) -> Result<(), KeyFileError> {
     let others = ring.ids().into_iter().filter(|id| *id != primary);
     for id in std::iter::once(primary).chain(others) {
         if let Some(key) = ring.get(id) {
-            text.push_str(&format!("{} {}\n", id.0, hex::encode(key.material())));
+            text.push_str(&format!("{} {}", id.0, hex::encode(key.material())));
+            if let Some(created) = key.created_s() {
+                text.push_str(&format!(" {created}"));
+            }
+            text.push('\n');
         }
     }
     write_atomic(path, text.as_bytes(), 0o600).map_err(write)
@@ -126,6 +141,22 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::
 pub(crate) fn exposed_mode(path: &Path) -> std::io::Result<Option<u32>> {
     let mode = fs::metadata(path)?.permissions().mode() & 0o777;
     Ok((mode & 0o077 != 0).then_some(mode))
+}
+
+/// Writes a new keyring of [`crate::MAX_KEYS`] fresh keys (ids 1, 2, 3; 1 primary) to `path`,
+/// as a cluster starts with: the spare keys are there for rotation.
+pub fn create_full_keyring(path: &Path) -> Result<Keyring, KeyFileError> {
+    let keyring_error = |source| KeyFileError::Keyring {
+        path: path.to_owned(),
+        source,
+    };
+    let mut ring = Keyring::new(SymmetricKey::generate(KeyId(1)).map_err(keyring_error)?);
+    for id in 2..=crate::MAX_KEYS as u32 {
+        ring.add(SymmetricKey::generate(KeyId(id)).map_err(keyring_error)?)
+            .map_err(keyring_error)?;
+    }
+    write_keyring(path, &ring)?;
+    Ok(ring)
 }
 
 /// The keyring at `path`, created with one fresh key when the file does not exist.
@@ -188,5 +219,33 @@ mod tests {
             read_keyring(&path),
             Err(KeyFileError::Exposed { .. })
         ));
+    }
+
+    #[test]
+    fn creation_times_round_trip_and_old_files_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring");
+        let ring = create_full_keyring(&path).unwrap();
+        assert_eq!(ring.ids().len(), crate::MAX_KEYS);
+        let back = read_keyring(&path).unwrap();
+        for id in back.ids() {
+            assert!(
+                back.get(id)
+                    .unwrap()
+                    .created_s()
+                    .is_some_and(|t| t > 1_700_000_000)
+            );
+        }
+        // A file without creation times (the first format) reads with unknown times.
+        fs::write(&path, format!("1 {}\n", "ab".repeat(32))).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_keyring(&path).unwrap().primary().created_s(), None);
+        fs::write(&path, format!("1 {} soon\n", "ab".repeat(32))).unwrap();
+        assert!(
+            read_keyring(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("creation time")
+        );
     }
 }

@@ -51,6 +51,8 @@ pub enum KeyringError {
 pub struct SymmetricKey {
     id: KeyId,
     material: Zeroizing<[u8; KEY_LEN]>,
+    /// When the key was made, in seconds since the Unix epoch; 0 when unknown.
+    created_s: u64,
 }
 
 impl SymmetricKey {
@@ -59,7 +61,19 @@ impl SymmetricKey {
         SymmetricKey {
             id,
             material: Zeroizing::new(material),
+            created_s: 0,
         }
+    }
+
+    /// The same key, recorded as made at `created_s` (seconds since the Unix epoch).
+    pub fn with_created(mut self, created_s: u64) -> Self {
+        self.created_s = created_s;
+        self
+    }
+
+    /// When the key was made (seconds since the Unix epoch), if known.
+    pub fn created_s(&self) -> Option<u64> {
+        (self.created_s > 0).then_some(self.created_s)
     }
 
     /// A fresh key from the system random generator.
@@ -67,7 +81,14 @@ impl SymmetricKey {
         let mut material = Zeroizing::new([0u8; KEY_LEN]);
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut material[..])
             .map_err(|_| KeyringError::Random { id })?;
-        Ok(SymmetricKey { id, material })
+        let created_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok(SymmetricKey {
+            id,
+            material,
+            created_s,
+        })
     }
 
     /// This key's id.

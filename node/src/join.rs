@@ -30,6 +30,8 @@ const IDENTITY_DIR: &str = "identity";
 const CA_DIR: &str = "ca";
 const TOKENS_FILE: &str = "tokens";
 const KEYRING_FILE: &str = "gossip.keyring";
+/// The data-path keyring (for encrypted networks, later): made with the cluster.
+const DATAPATH_KEYRING_FILE: &str = "datapath.keyring";
 const SEEDS_FILE: &str = "seeds";
 /// How long one join attempt may take.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,13 +45,18 @@ struct JoinRequest {
     csr_der: Vec<u8>,
 }
 
+/// A key as sent to a joining node (inside the mutually authenticated QUIC session):
+/// id, material, creation time (0 when unknown).
+type WireKey = (u32, Vec<u8>, u64);
+
 /// What a manager answers.
 #[derive(Serialize, Deserialize)]
 enum JoinResponse {
     Accepted {
         cert_pem: String,
         ca_pem: String,
-        keys: Vec<(u32, Vec<u8>)>,
+        keys: Vec<WireKey>,
+        datapath_keys: Vec<WireKey>,
         gossip_seeds: Vec<SocketAddr>,
     },
     Refused(String),
@@ -89,7 +96,13 @@ pub fn init(data_dir: &Path, node_name: &str) -> anyhow::Result<()> {
     ca.to_files(&data_dir.join(CA_DIR))
         .context("cannot store the cluster CA")?;
     ClusterTokens::generate(ca.fingerprint())?.save(&data_dir.join(TOKENS_FILE))?;
-    keyfile::load_or_create(&data_dir.join(KEYRING_FILE))?;
+    for file in [KEYRING_FILE, DATAPATH_KEYRING_FILE] {
+        // A keyring already here (a node of the copied-keyring flow) is kept.
+        let path = data_dir.join(file);
+        if !path.exists() {
+            keyfile::create_full_keyring(&path)?;
+        }
+    }
     let identity = ca
         .issue_identity(&node)
         .context("cannot issue this node's certificate")?;
@@ -133,11 +146,14 @@ pub async fn join(
                     cert_pem,
                     ca_pem,
                     keys,
+                    datapath_keys,
                     gossip_seeds,
                 } => {
                     let identity = key
                         .into_identity(&cert_pem, &ca_pem)
                         .context("the manager sent an unusable certificate")?;
+                    let datapath = to_ring(&datapath_keys)?;
+                    keyfile::write_keyring(&data_dir.join(DATAPATH_KEYRING_FILE), &datapath)?;
                     store_joined(data_dir, &identity, &keys, &gossip_seeds)?;
                     info!(via = %seed, "joined the cluster");
                     return Ok(());
@@ -157,26 +173,31 @@ pub async fn join(
     Err(last.unwrap_or_else(|| anyhow::anyhow!("no seed to join through")))
 }
 
-/// The keyring and seeds first, the identity last.
-fn store_joined(
-    data_dir: &Path,
-    identity: &NodeIdentity,
-    keys: &[(u32, Vec<u8>)],
-    seeds: &[SocketAddr],
-) -> anyhow::Result<()> {
+/// A keyring from the keys a manager sent, primary first.
+fn to_ring(keys: &[WireKey]) -> anyhow::Result<Keyring> {
     let mut ring: Option<Keyring> = None;
-    for (id, material) in keys {
+    for (id, material, created) in keys {
         let bytes: [u8; weft_keys::KEY_LEN] = material
             .as_slice()
             .try_into()
             .map_err(|_| anyhow::anyhow!("the manager sent a malformed key"))?;
-        let key = SymmetricKey::new(KeyId(*id), bytes);
+        let key = SymmetricKey::new(KeyId(*id), bytes).with_created(*created);
         match ring.as_mut() {
             None => ring = Some(Keyring::new(key)),
             Some(r) => r.add(key)?,
         }
     }
-    let ring = ring.context("the manager sent no gossip key")?;
+    ring.context("the manager sent an empty keyring")
+}
+
+/// The keyring and seeds first, the identity last.
+fn store_joined(
+    data_dir: &Path,
+    identity: &NodeIdentity,
+    keys: &[WireKey],
+    seeds: &[SocketAddr],
+) -> anyhow::Result<()> {
+    let ring = to_ring(keys)?;
     keyfile::write_keyring(&data_dir.join(KEYRING_FILE), &ring)?;
     let text: String = seeds.iter().map(|s| format!("{s}\n")).collect();
     std::fs::write(data_dir.join(SEEDS_FILE), text).context("cannot store the gossip seeds")?;
@@ -260,22 +281,59 @@ impl Admission {
             .ca
             .sign_csr(&node, &request.csr_der)
             .map_err(|e| format!("invalid certificate request: {e}"))?;
-        let ring = keyfile::read_keyring(&self.keyring_file)
-            .map_err(|e| format!("manager keyring: {e}"))?;
-        let primary = ring.primary_id();
-        let ids =
-            std::iter::once(primary).chain(ring.ids().into_iter().filter(|id| *id != primary));
-        let keys = ids
-            .filter_map(|id| ring.get(id).map(|k| (id.0, k.material().to_vec())))
-            .collect();
+        let keys = wire_keys(&self.keyring_file)?;
+        let datapath_keys = wire_keys(&self.keyring_file.with_file_name(DATAPATH_KEYRING_FILE))?;
         info!(node = %node, ?role, "admitted a node");
         Ok(JoinResponse::Accepted {
             cert_pem: cert.cert_pem,
             ca_pem: self.ca.cert_pem().to_owned(),
             keys,
+            datapath_keys,
             gossip_seeds: vec![self.gossip],
         })
     }
+}
+
+/// A keyring file's keys, primary first, as sent to a joining node.
+fn wire_keys(path: &Path) -> Result<Vec<WireKey>, String> {
+    let ring = keyfile::read_keyring(path).map_err(|e| format!("manager keyring: {e}"))?;
+    let primary = ring.primary_id();
+    let ids = std::iter::once(primary).chain(ring.ids().into_iter().filter(|id| *id != primary));
+    Ok(ids
+        .filter_map(|id| {
+            let key = ring.get(id)?;
+            Some((id.0, key.material().to_vec(), key.created_s().unwrap_or(0)))
+        })
+        .collect())
+}
+
+/// The keys of this node's keyrings, without their material, for `weft keys ls`.
+pub fn key_list(data_dir: &Path) -> Result<Vec<weft_types::api::KeyInfo>, weft_types::Error> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut out = Vec::new();
+    for (subsystem, file) in [
+        ("gossip", KEYRING_FILE),
+        ("datapath", DATAPATH_KEYRING_FILE),
+    ] {
+        let path = data_dir.join(file);
+        if !path.exists() {
+            continue;
+        }
+        let ring =
+            keyfile::read_keyring(&path).map_err(|e| weft_types::Error::internal(e.to_string()))?;
+        for id in ring.ids() {
+            let created = ring.get(id).and_then(|k| k.created_s());
+            out.push(weft_types::api::KeyInfo {
+                subsystem: subsystem.to_owned(),
+                id: id.0,
+                primary: id == ring.primary_id(),
+                age_s: created.map(|c| now.saturating_sub(c)),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The join token of `role`, on a manager.

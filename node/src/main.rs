@@ -49,6 +49,9 @@ enum Command {
     /// The cluster: join tokens.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCmd),
+    /// This node's keyrings (ids, roles, ages; never key material).
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCmd),
     /// The cluster's nodes.
     #[command(subcommand)]
     Node(cmd::node::NodeCmd),
@@ -107,6 +110,7 @@ fn run_client(command: Command, host: &str, format: Format) -> Result<(), CallEr
             Command::Endpoint(c) => cmd::endpoint::run(c, &ctx).await,
             Command::Sandbox(c) => cmd::sandbox::run(c, &ctx).await,
             Command::Cluster(c) => cmd::cluster::run(c, &ctx).await,
+            Command::Keys(c) => cmd::keys::run(c, &ctx).await,
             Command::Node(c) => cmd::node::run(c, &ctx).await,
             Command::Diag(c) => cmd::diag::run(c, &ctx).await,
             Command::Run(a) => cmd::run::run(a, &ctx).await,

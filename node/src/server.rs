@@ -61,6 +61,7 @@ pub fn router(
         )
         .route("/nodes", get(list_nodes))
         .route("/cluster/token/{role}", get(cluster_token))
+        .route("/keys", get(list_keys))
         .route("/nodes/{node}", get(inspect_node))
         .merge(diag_routes())
         .method_not_allowed_fallback(|| async {
@@ -175,6 +176,10 @@ async fn cluster_token(State(api): State<Api>, Path(role): Path<String>) -> ApiR
         }
     };
     json(crate::join::token(&api.data_dir, role))
+}
+
+async fn list_keys(State(api): State<Api>) -> ApiResult {
+    json(crate::join::key_list(&api.data_dir))
 }
 
 async fn list_nodes(State(api): State<Api>) -> ApiResult {

@@ -197,6 +197,18 @@ pub struct TableEntryInfo {
     pub value: String,
 }
 
+/// One key of a keyring, never its material (`GET /v1/keys`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// `gossip` or `datapath`.
+    pub subsystem: String,
+    pub id: u32,
+    /// The primary seals; every key of the ring opens.
+    pub primary: bool,
+    /// Seconds since the key was made, when known.
+    pub age_s: Option<u64>,
+}
+
 /// `GET /v1/version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionInfo {

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod diag;
 pub mod endpoint;
 pub mod exec;
+pub mod keys;
 pub mod network;
 pub mod node;
 pub mod run;
