@@ -223,9 +223,15 @@ pub fn serve(data_dir: &Path, settings: &ClusterSettings) -> anyhow::Result<Opti
         keyring_file: data_dir.join(KEYRING_FILE),
         gossip: settings.advertise,
     });
+    // The allocator service comes next; until then every RPC request gets an explicit,
+    // decodable refusal rather than silence.
     let rpc = rpc_handler(|peer, _request| async move {
-        warn!(peer = %peer.node_id, "rpc request with no service to answer it");
-        Vec::new()
+        warn!(peer = %peer.node_id, "rpc request, but this manager serves only the join protocol yet");
+        let refusal = weft_types::Error::new(
+            weft_types::ErrorKind::Unavailable,
+            "this manager serves only the join protocol yet: no RPC service answers requests",
+        );
+        weft_rpc::encode(&refusal).unwrap_or_default()
     });
     let join = join_handler(move |from, request| {
         let admission = admission.clone();
