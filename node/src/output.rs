@@ -1,5 +1,6 @@
 //! Printing results: a human table by default, JSON with `--format json`.
 
+use crate::client::CallError;
 use serde::Serialize;
 
 /// How results are printed.
@@ -9,10 +10,15 @@ pub enum Format {
     Json,
 }
 
-/// Prints `value` as pretty JSON on stdout.
-pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+/// Prints `value` as pretty JSON on stdout; a value that does not serialise or a stdout
+/// that cannot be written is an error (and a non-zero exit), never silence.
+pub fn json<T: Serialize>(value: &T) -> Result<(), CallError> {
+    use std::io::Write;
+    let text = serde_json::to_string_pretty(value).map_err(|e| {
+        CallError::Transport(anyhow::anyhow!("cannot encode the answer as JSON: {e}"))
+    })?;
+    writeln!(std::io::stdout().lock(), "{text}")
+        .map_err(|e| CallError::Transport(anyhow::anyhow!("cannot write to stdout: {e}")))
 }
 
 /// Prints rows under a header, columns padded to their widest cell.

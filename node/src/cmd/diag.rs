@@ -23,20 +23,20 @@ pub async fn run(cmd: DiagCmd, ctx: &Ctx) -> Result<(), CallError> {
     match cmd {
         DiagCmd::Peers => {
             let nodes: Vec<NodeInfo> = ctx.client.get("/diag/peers").await?;
-            print_nodes(&nodes, ctx.format);
+            print_nodes(&nodes, ctx.format)?;
         }
         DiagCmd::NetworkPeers { network } => {
             let nodes: Vec<NodeInfo> = ctx
                 .client
                 .get(&format!("/diag/network-peers/{}", seg(&network)))
                 .await?;
-            print_nodes(&nodes, ctx.format);
+            print_nodes(&nodes, ctx.format)?;
         }
         DiagCmd::Table { table, network } => {
             let path = format!("/diag/table/{}/{}", seg(&table), seg(&network));
             let entries: Vec<TableEntryInfo> = ctx.client.get(&path).await?;
             if ctx.format == Format::Json {
-                let _ = output::json(&entries);
+                output::json(&entries)?;
             } else {
                 let rows: Vec<Vec<String>> = entries
                     .iter()
@@ -48,7 +48,7 @@ pub async fn run(cmd: DiagCmd, ctx: &Ctx) -> Result<(), CallError> {
         DiagCmd::Stats => {
             // A nested snapshot: JSON is its only honest form.
             let stats: serde_json::Value = ctx.client.get("/diag/stats").await?;
-            let _ = output::json(&stats);
+            output::json(&stats)?;
         }
     }
     Ok(())

@@ -77,7 +77,7 @@ pub async fn run(cmd: EndpointCmd, ctx: &Ctx) -> Result<(), CallError> {
                 .post(&format!("/networks/{}/endpoints", seg(&network)), &request)
                 .await?;
             if ctx.format == Format::Json {
-                let _ = output::json(&info);
+                output::json(&info)?;
             } else {
                 println!("{}", info.id);
             }
@@ -115,7 +115,7 @@ pub async fn run(cmd: EndpointCmd, ctx: &Ctx) -> Result<(), CallError> {
                 None => "/endpoints".to_owned(),
             };
             let endpoints: Vec<EndpointInfo> = ctx.client.get(&path).await?;
-            print_list(&endpoints, ctx.format);
+            print_list(&endpoints, ctx.format)?;
             Ok(())
         }
         EndpointCmd::Rm {
@@ -136,10 +136,10 @@ pub async fn run(cmd: EndpointCmd, ctx: &Ctx) -> Result<(), CallError> {
     }
 }
 
-fn print_list(endpoints: &[EndpointInfo], format: Format) {
+fn print_list(endpoints: &[EndpointInfo], format: Format) -> Result<(), CallError> {
     if format == Format::Json {
-        let _ = output::json(&endpoints);
-        return;
+        output::json(&endpoints)?;
+        return Ok(());
     }
     let rows: Vec<Vec<String>> = endpoints
         .iter()
@@ -158,4 +158,5 @@ fn print_list(endpoints: &[EndpointInfo], format: Format) {
         &["ENDPOINT ID", "NAME", "NETWORK", "IPV4", "MAC", "SANDBOX"],
         &rows,
     );
+    Ok(())
 }

@@ -19,7 +19,7 @@ pub async fn run(cmd: KeysCmd, ctx: &Ctx) -> Result<(), CallError> {
         KeysCmd::Ls => {
             let keys: Vec<KeyInfo> = ctx.client.get("/keys").await?;
             if ctx.format == Format::Json {
-                let _ = output::json(&keys);
+                output::json(&keys)?;
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = keys

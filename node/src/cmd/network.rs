@@ -73,7 +73,7 @@ pub async fn run(cmd: NetworkCmd, ctx: &Ctx) -> Result<(), CallError> {
             let request = create_request(args)?;
             let info: NetworkInfo = ctx.client.post("/networks", &request).await?;
             if ctx.format == Format::Json {
-                let _ = output::json(&info);
+                output::json(&info)?;
             } else {
                 println!("{}", info.id);
             }
@@ -81,7 +81,7 @@ pub async fn run(cmd: NetworkCmd, ctx: &Ctx) -> Result<(), CallError> {
         }
         NetworkCmd::Ls => {
             let networks: Vec<NetworkInfo> = ctx.client.get("/networks").await?;
-            print_list(&networks, ctx.format);
+            print_list(&networks, ctx.format)?;
             Ok(())
         }
         NetworkCmd::Inspect { networks } => {
@@ -93,7 +93,7 @@ pub async fn run(cmd: NetworkCmd, ctx: &Ctx) -> Result<(), CallError> {
                         .await?,
                 );
             }
-            print_inspect(&infos, ctx.format);
+            print_inspect(&infos, ctx.format)?;
             Ok(())
         }
         NetworkCmd::Rm { force, networks } => {
@@ -170,10 +170,10 @@ fn subnets(n: &NetworkInfo) -> String {
     list.join(",")
 }
 
-fn print_list(networks: &[NetworkInfo], format: Format) {
+fn print_list(networks: &[NetworkInfo], format: Format) -> Result<(), CallError> {
     if format == Format::Json {
-        let _ = output::json(&networks);
-        return;
+        output::json(&networks)?;
+        return Ok(());
     }
     let rows: Vec<Vec<String>> = networks
         .iter()
@@ -188,12 +188,13 @@ fn print_list(networks: &[NetworkInfo], format: Format) {
         })
         .collect();
     output::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNETS"], &rows);
+    Ok(())
 }
 
-fn print_inspect(infos: &[NetworkInfo], format: Format) {
+fn print_inspect(infos: &[NetworkInfo], format: Format) -> Result<(), CallError> {
     if format == Format::Json {
-        let _ = output::json(&infos);
-        return;
+        output::json(&infos)?;
+        return Ok(());
     }
     for n in infos {
         println!("Name:       {}", n.name);
@@ -228,4 +229,5 @@ fn print_inspect(infos: &[NetworkInfo], format: Format) {
             );
         }
     }
+    Ok(())
 }

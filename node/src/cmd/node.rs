@@ -19,14 +19,14 @@ pub async fn run(cmd: NodeCmd, ctx: &Ctx) -> Result<(), CallError> {
     match cmd {
         NodeCmd::Ls => {
             let nodes: Vec<NodeInfo> = ctx.client.get("/nodes").await?;
-            print_nodes(&nodes, ctx.format);
+            print_nodes(&nodes, ctx.format)?;
         }
         NodeCmd::Inspect { node } => {
             let info: NodeInfo = ctx.client.get(&format!("/nodes/{}", seg(&node))).await?;
             if ctx.format == Format::Json {
-                let _ = output::json(&info);
+                output::json(&info)?;
             } else {
-                print_nodes(std::slice::from_ref(&info), Format::Table);
+                print_nodes(std::slice::from_ref(&info), Format::Table)?;
             }
         }
     }
@@ -34,10 +34,10 @@ pub async fn run(cmd: NodeCmd, ctx: &Ctx) -> Result<(), CallError> {
 }
 
 /// The node table shared with `weft diag peers`.
-pub fn print_nodes(nodes: &[NodeInfo], format: Format) {
+pub fn print_nodes(nodes: &[NodeInfo], format: Format) -> Result<(), CallError> {
     if format == Format::Json {
-        let _ = output::json(&nodes);
-        return;
+        output::json(&nodes)?;
+        return Ok(());
     }
     let rows: Vec<Vec<String>> = nodes
         .iter()
@@ -57,4 +57,5 @@ pub fn print_nodes(nodes: &[NodeInfo], format: Format) {
         })
         .collect();
     output::table(&["ID", "NAME", "ADDRESS", "ROLE", "STATUS"], &rows);
+    Ok(())
 }

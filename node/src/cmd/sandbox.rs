@@ -42,7 +42,7 @@ pub async fn run(cmd: SandboxCmd, ctx: &Ctx) -> Result<(), CallError> {
                 .post("/sandboxes", &CreateSandboxRequest { name, hostname })
                 .await?;
             if ctx.format == Format::Json {
-                let _ = output::json(&info);
+                output::json(&info)?;
             } else {
                 println!("{}", info.id);
             }
@@ -50,7 +50,7 @@ pub async fn run(cmd: SandboxCmd, ctx: &Ctx) -> Result<(), CallError> {
         }
         SandboxCmd::Ls => {
             let sandboxes: Vec<SandboxInfo> = ctx.client.get("/sandboxes").await?;
-            print_list(&sandboxes, ctx.format);
+            print_list(&sandboxes, ctx.format)?;
             Ok(())
         }
         SandboxCmd::Inspect { sandboxes } => {
@@ -62,7 +62,7 @@ pub async fn run(cmd: SandboxCmd, ctx: &Ctx) -> Result<(), CallError> {
                         .await?,
                 );
             }
-            print_inspect(&infos, ctx.format);
+            print_inspect(&infos, ctx.format)?;
             Ok(())
         }
         SandboxCmd::Rm { force, sandboxes } => {
@@ -91,10 +91,10 @@ fn addresses(s: &SandboxInfo) -> String {
     }
 }
 
-fn print_list(sandboxes: &[SandboxInfo], format: Format) {
+fn print_list(sandboxes: &[SandboxInfo], format: Format) -> Result<(), CallError> {
     if format == Format::Json {
-        let _ = output::json(&sandboxes);
-        return;
+        output::json(&sandboxes)?;
+        return Ok(());
     }
     let rows: Vec<Vec<String>> = sandboxes
         .iter()
@@ -108,12 +108,13 @@ fn print_list(sandboxes: &[SandboxInfo], format: Format) {
         })
         .collect();
     output::table(&["SANDBOX ID", "NAME", "HOSTNAME", "NETWORKS"], &rows);
+    Ok(())
 }
 
-fn print_inspect(infos: &[SandboxInfo], format: Format) {
+fn print_inspect(infos: &[SandboxInfo], format: Format) -> Result<(), CallError> {
     if format == Format::Json {
-        let _ = output::json(&infos);
-        return;
+        output::json(&infos)?;
+        return Ok(());
     }
     for s in infos {
         println!("Name:       {}", s.name);
@@ -129,4 +130,5 @@ fn print_inspect(infos: &[SandboxInfo], format: Format) {
             );
         }
     }
+    Ok(())
 }

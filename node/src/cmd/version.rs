@@ -24,7 +24,7 @@ pub async fn run(ctx: &Ctx) -> Result<(), CallError> {
         agent,
     };
     if ctx.format == Format::Json {
-        let _ = output::json(&versions);
+        output::json(&versions)?;
         return Ok(());
     }
     println!("weft {}", versions.client);
