@@ -22,12 +22,9 @@ pub const NODES_TABLE: &str = "nodes";
 const KEYRING_FILE: &str = "gossip.keyring";
 const SEEDS_FILE: &str = "seeds";
 
-/// The reserved network id of cluster-wide tables (no network has it: ids are random).
+/// The reserved network id of cluster-wide tables.
 pub fn cluster_network() -> NetworkId {
-    // 64 zeros is a well-formed id; parsing cannot fail.
-    "0".repeat(64)
-        .parse()
-        .unwrap_or_else(|_| NetworkId::random())
+    NetworkId::cluster()
 }
 
 /// What a node publishes about itself.

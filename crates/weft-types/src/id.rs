@@ -73,6 +73,13 @@ define_id!(
     NetworkId,
     "network id"
 );
+impl NetworkId {
+    /// The reserved id of cluster-wide gossip tables (all zeros: random ids never are).
+    pub fn cluster() -> Self {
+        NetworkId("0".repeat(ID_LEN))
+    }
+}
+
 define_id!(
     /// Identifies an endpoint.
     EndpointId,
@@ -121,6 +128,13 @@ mod tests {
         let err = "xyz".parse::<EndpointId>().unwrap_err();
         assert!(err.message.contains("endpoint id"), "{}", err.message);
         assert!("A".repeat(64).parse::<SandboxId>().is_err());
+    }
+
+    #[test]
+    fn the_cluster_id_is_a_valid_id_no_random_one_equals() {
+        let cluster = NetworkId::cluster();
+        assert_eq!(cluster.as_str().parse::<NetworkId>().unwrap(), cluster);
+        assert!((0..1000).all(|_| NetworkId::random() != cluster));
     }
 
     #[test]
