@@ -2,7 +2,10 @@
 //! operation on demand, so the controller's ordering, rollback and idempotence can be
 //! checked without a kernel.
 
-use crate::{Capability, Driver, DriverError, DriverOp, JoinContext, JoinInfo, Wanted};
+use crate::{
+    Capability, Driver, DriverError, DriverOp, EventNotify, JoinContext, JoinInfo, TableEntry,
+    Wanted,
+};
 use async_trait::async_trait;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,7 +21,12 @@ pub struct FakeState {
     pub joins: BTreeSet<(EndpointId, SandboxId)>,
     /// Every call, in order, with the object it was about.
     pub calls: Vec<(DriverOp, String)>,
+    /// Every table event received, in order.
+    pub events: Vec<EventNotify>,
 }
+
+/// The table a fake driver publishes joined endpoints in and watches.
+pub const FAKE_TABLE: &str = "fake_table";
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -47,6 +55,10 @@ impl FakeDriver {
             capability,
             inner: Arc::default(),
         }
+    }
+
+    fn global(&self) -> bool {
+        self.capability.scope == weft_types::Scope::Global
     }
 
     /// Makes the next `times` calls of `op` fail.
@@ -141,7 +153,7 @@ impl Driver for FakeDriver {
 
     async fn join(
         &self,
-        _: &NetworkRecord,
+        network: &NetworkRecord,
         endpoint: &EndpointRecord,
         sandbox: &SandboxRecord,
         _: &JoinContext,
@@ -150,7 +162,9 @@ impl Driver for FakeDriver {
         self.call(DriverOp::Join, endpoint.id.to_string(), |s| {
             s.joins.insert(key);
         })?;
-        Ok(JoinInfo::default())
+        Ok(JoinInfo {
+            table_entries: self.published_entries(network, endpoint),
+        })
     }
 
     async fn leave(
@@ -163,6 +177,40 @@ impl Driver for FakeDriver {
         self.call(DriverOp::Leave, endpoint.id.to_string(), |s| {
             s.joins.remove(&key);
         })
+    }
+
+    fn watched_tables(&self) -> Vec<String> {
+        self.global()
+            .then(|| FAKE_TABLE.to_owned())
+            .into_iter()
+            .collect()
+    }
+
+    fn event_tables(&self, _: &NetworkRecord) -> Vec<String> {
+        self.watched_tables()
+    }
+
+    async fn event_notify(&self, event: &EventNotify) -> Result<(), DriverError> {
+        let recorded = event.clone();
+        self.call(DriverOp::EventNotify, event.key.clone(), |s| {
+            s.events.push(recorded);
+        })
+    }
+
+    /// A global fake publishes each joined endpoint's address under its id.
+    fn published_entries(&self, _: &NetworkRecord, endpoint: &EndpointRecord) -> Vec<TableEntry> {
+        if !self.global() {
+            return Vec::new();
+        }
+        vec![TableEntry {
+            table: FAKE_TABLE.to_owned(),
+            key: endpoint.id.to_string(),
+            value: endpoint
+                .ipv4
+                .map(|ip| ip.to_string())
+                .unwrap_or_default()
+                .into_bytes(),
+        }]
     }
 
     async fn reconcile(&self, wanted: &Wanted) -> Result<(), DriverError> {

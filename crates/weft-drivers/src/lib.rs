@@ -10,9 +10,11 @@
 
 pub mod bridge;
 pub mod fake;
+pub mod overlay;
 pub mod passive;
 
 pub use bridge::BridgeDriver;
+pub use overlay::{OverlayConfig, OverlayDriver, PEER_TABLE, PeerRecord};
 pub use passive::PassiveDriver;
 
 use async_trait::async_trait;
@@ -35,6 +37,8 @@ pub enum DriverOp {
     Join,
     Leave,
     Reconcile,
+    EventNotify,
+    Repair,
 }
 
 impl fmt::Display for DriverOp {
@@ -47,6 +51,8 @@ impl fmt::Display for DriverOp {
             DriverOp::Join => "join",
             DriverOp::Leave => "leave",
             DriverOp::Reconcile => "reconcile",
+            DriverOp::EventNotify => "apply a table event",
+            DriverOp::Repair => "repair",
         })
     }
 }
@@ -118,11 +124,42 @@ pub struct Wanted {
     pub endpoints: Vec<(EndpointRecord, Option<JoinContext>)>,
 }
 
+/// One entry of a NetworkDB table of the endpoint's network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableEntry {
+    pub table: String,
+    pub key: String,
+    pub value: Vec<u8>,
+}
+
 /// What a successful join hands back to the controller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JoinInfo {
-    /// Table entries to publish once the join has succeeded: (table, key, value).
-    pub table_entries: Vec<(String, String, Vec<u8>)>,
+    /// Entries the controller publishes once the join has succeeded and withdraws at
+    /// leave (libnetwork's AddTableEntry).
+    pub table_entries: Vec<TableEntry>,
+}
+
+/// A change to an entry another node wrote in a table the driver asked for
+/// (libnetwork's EventNotify): a create has no `prev`, a delete no `value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventNotify {
+    pub network: NetworkId,
+    pub table: String,
+    pub key: String,
+    /// The node that wrote the entry.
+    pub owner: String,
+    pub prev: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// A node joined or left the cluster (libnetwork's node discovery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeDiscovery {
+    pub node: String,
+    /// The node's data-path (VTEP) address.
+    pub address: std::net::IpAddr,
+    pub joined: bool,
 }
 
 /// A network driver. Implementations must be idempotent (see the crate docs).
@@ -175,6 +212,51 @@ pub trait Driver: Send + Sync + fmt::Debug {
     /// not wanted. The default does nothing, for drivers without kernel state.
     async fn reconcile(&self, _wanted: &Wanted) -> Result<(), DriverError> {
         Ok(())
+    }
+
+    /// Every table any network of this driver may ask for: the agent subscribes to them
+    /// at start, so that events arriving before a network exists here are kept.
+    fn watched_tables(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The tables of `network` this driver wants [`EventNotify`]s for, declared when the
+    /// network is created here (a subset of [`Driver::watched_tables`]).
+    fn event_tables(&self, _network: &NetworkRecord) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Applies a change another node made to one of the tables the driver asked for. It
+    /// may arrive before the network exists on this host: the driver keeps it and applies
+    /// it when the network is created.
+    async fn event_notify(&self, _event: &EventNotify) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    /// Whether the driver wants [`NodeDiscovery`] events.
+    fn wants_discovery(&self) -> bool {
+        false
+    }
+
+    async fn discover(&self, _event: &NodeDiscovery) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    /// The entries a joined endpoint publishes: what `join` returned. The controller asks
+    /// again after a restart, because NetworkDB is not persisted.
+    fn published_entries(
+        &self,
+        _network: &NetworkRecord,
+        _endpoint: &EndpointRecord,
+    ) -> Vec<TableEntry> {
+        Vec::new()
+    }
+
+    /// Compares the kernel with what the driver holds and repairs the differences (entries
+    /// removed or changed behind the agent's back); returns how many it repaired. Called
+    /// periodically.
+    async fn repair(&self) -> Result<usize, DriverError> {
+        Ok(0)
     }
 }
 

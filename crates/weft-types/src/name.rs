@@ -75,6 +75,11 @@ impl DriverName {
     pub fn bridge() -> Self {
         DriverName("bridge".into())
     }
+
+    /// The `overlay` driver: VXLAN networks spanning the cluster.
+    pub fn overlay() -> Self {
+        DriverName("overlay".into())
+    }
 }
 
 impl FromStr for DriverName {

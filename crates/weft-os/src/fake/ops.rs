@@ -11,7 +11,7 @@ use super::{
     FakeKernel, addr_object, adopt, existing_of_kind, ip_object, ns_object, route_object,
     table_object,
 };
-use crate::error::{Error, NftError, Result};
+use crate::error::{Error, NetlinkError, NftError, Result};
 use crate::exec::Process;
 use crate::model::{
     BridgeSpec, CommandSpec, FdbEntry, LinkInfo, LinkKind, MacAddr, Neighbour, NftTable, Route,
@@ -149,12 +149,22 @@ impl LinkOps for FakeKernel {
                 ns: ns.clone(),
             });
         }
-        let link = w.new_link(
+        if moved_vni_holder(w, ns, &wanted) {
+            // The kernel answers EEXIST and the holder cannot be named from here.
+            return Err(Error::CreateLink {
+                kind: "vxlan",
+                name: spec.name.clone(),
+                ns: ns.clone(),
+                source: NetlinkError::from_io("vxlan", &std::io::Error::from_raw_os_error(17)),
+            });
+        }
+        let mut link = w.new_link(
             spec.name.clone(),
             LinkKind::Vxlan(wanted),
             spec.mtu,
             spec.mac,
         );
+        link.origin = Some(ns.clone());
         w.space_mut(ns)?.links.insert(spec.name.clone(), link);
         Ok(())
     }
@@ -248,6 +258,21 @@ impl LinkOps for FakeKernel {
             .map(|l| l.info.clone())
             .collect())
     }
+}
+
+/// Whether a vxlan created in `ns` and moved to another namespace holds `wanted`'s VNI and
+/// port: the kernel checks VNIs among the devices whose socket is in `ns`, wherever they are.
+fn moved_vni_holder(w: &super::state::World, ns: &NsRef, wanted: &VxlanInfo) -> bool {
+    w.spaces
+        .iter()
+        .filter(|(space, _)| *space != ns)
+        .flat_map(|(_, s)| s.links.values())
+        .any(|l| match &l.info.kind {
+            LinkKind::Vxlan(v) => {
+                l.origin.as_ref() == Some(ns) && v.vni == wanted.vni && v.port == wanted.port
+            }
+            _ => false,
+        })
 }
 
 #[async_trait]

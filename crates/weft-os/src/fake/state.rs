@@ -1,7 +1,8 @@
 //! The in-memory model behind [`super::FakeKernel`]: namespaces holding links, addresses,
 //! routes, neighbour and FDB entries, sysctls and nftables tables, with the kernel's
 //! side effects that drivers rely on (a veth dies with its peer, a moved link arrives down and
-//! without addresses, a deleted namespace takes its links along).
+//! without addresses, a deleted namespace takes its links along, a moved vxlan keeps its VNI
+//! taken in the namespace it was created in).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,6 +22,9 @@ pub(super) struct FakeLink {
     pub fdb: BTreeMap<MacAddr, IpAddr>,
     /// The other end of a veth: its namespace and name.
     pub peer: Option<(NsRef, IfName)>,
+    /// For a vxlan: the namespace it was created in. Its UDP socket, and with it its claim on
+    /// the VNI and port, stays there when the device is moved elsewhere.
+    pub origin: Option<NsRef>,
 }
 
 /// One fake namespace.
@@ -92,6 +96,7 @@ impl World {
             neigh: BTreeMap::new(),
             fdb: BTreeMap::new(),
             peer: None,
+            origin: None,
         }
     }
 

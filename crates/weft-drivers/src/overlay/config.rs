@@ -1,0 +1,156 @@
+//! An overlay network's definition, parsed once from its record: the VNI (from libnetwork's
+//! `vxlanid_list` option, which weft's manager sets), the one IPv4 subnet with its gateway,
+//! and the names of the bridge and vxlan device. The kernel steps never look at raw options.
+
+use ipnet::{IpNet, Ipv4Net};
+use std::net::{IpAddr, Ipv4Addr};
+use weft_os::{IfName, Vni};
+use weft_types::{NetworkId, NetworkRecord};
+
+use super::names;
+
+/// The option carrying the network's VNIs, one per IPv4 subnet, comma-separated
+/// (libnetwork's `netlabel.OverlayVxlanIDList`).
+pub const VNI_OPTION: &str = "com.docker.network.driver.overlay.vxlanid_list";
+/// The option asking for an encrypted data path, which this driver does not do yet.
+pub const ENCRYPTED_OPTION: &str = "encrypted";
+
+/// Why an overlay network's definition is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The manager did not assign a VNI.
+    #[error("option {VNI_OPTION} is missing: an overlay network needs a vni")]
+    MissingVni,
+    /// A VNI is not an integer in range.
+    #[error("invalid vni {value:?} in option {VNI_OPTION}: expected an integer from 1 to 16777215")]
+    InvalidVni { value: String },
+    /// The VNI list does not give one VNI per IPv4 subnet.
+    #[error(
+        "option {VNI_OPTION} lists {vnis} vnis for {subnets} ipv4 subnet(s): expected one per subnet"
+    )]
+    VniCount { vnis: usize, subnets: usize },
+    /// No IPv4 subnet to put on the bridge.
+    #[error("an overlay network needs an ipv4 subnet")]
+    NoIpv4Subnet,
+    /// One vxlan per network carries exactly one subnet.
+    #[error("the overlay driver supports one ipv4 subnet per network, got {count}")]
+    TooManyIpv4Subnets { count: usize },
+    /// IPv6 on overlay networks is not implemented.
+    #[error("the overlay driver does not support ipv6 yet (subnet {subnet})")]
+    Ipv6Unsupported { subnet: String },
+    /// Encryption of the data path is not implemented.
+    #[error("the overlay driver does not support encrypted networks yet")]
+    Encrypted,
+    /// The gateway cannot be the bridge's address.
+    #[error("gateway {gateway} is not an ipv4 address inside subnet {subnet}")]
+    BadGateway { gateway: IpAddr, subnet: Ipv4Net },
+    /// The derived device names were refused (a malformed network id).
+    #[error("cannot name the devices of network {id}: {message}")]
+    Name { id: String, message: String },
+}
+
+/// One overlay network, ready for the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayNet {
+    /// The network's id.
+    pub id: NetworkId,
+    /// Its VXLAN network identifier.
+    pub vni: Vni,
+    /// Its IPv4 subnet.
+    pub subnet: Ipv4Net,
+    /// The bridge's address, and the sandboxes' default gateway.
+    pub gateway: Ipv4Addr,
+    /// Its bridge, `ov-<vni>-<nid>`.
+    pub bridge: IfName,
+    /// Its vxlan device, `vx-<vni>-<nid>`.
+    pub vxlan: IfName,
+}
+
+impl OverlayNet {
+    /// Parses and checks `network`'s options and subnets.
+    pub fn from_record(network: &NetworkRecord) -> Result<Self, ConfigError> {
+        if network.options.get(ENCRYPTED_OPTION).is_some() {
+            return Err(ConfigError::Encrypted);
+        }
+        let (subnet, gateway) = ipv4_subnet(network)?;
+        let vni = parse_vni(network.options.get(VNI_OPTION))?;
+        let name_err = |e: weft_os::Error| ConfigError::Name {
+            id: network.id.to_string(),
+            message: e.to_string(),
+        };
+        Ok(OverlayNet {
+            id: network.id.clone(),
+            vni,
+            subnet,
+            gateway,
+            bridge: names::bridge(vni, &network.id).map_err(name_err)?,
+            vxlan: names::vxlan(vni, &network.id).map_err(name_err)?,
+        })
+    }
+
+    /// The bridge's address: the gateway with the subnet's prefix length.
+    pub fn gateway_addr(&self) -> IpNet {
+        Ipv4Net::new(self.gateway, self.subnet.prefix_len())
+            .map(IpNet::V4)
+            .unwrap_or(IpNet::V4(self.subnet))
+    }
+}
+
+/// The one IPv4 subnet and its gateway; IPv6 is refused.
+fn ipv4_subnet(network: &NetworkRecord) -> Result<(Ipv4Net, Ipv4Addr), ConfigError> {
+    if let Some(v6) = network.subnets.iter().find(|s| s.subnet.addr().is_ipv6()) {
+        return Err(ConfigError::Ipv6Unsupported {
+            subnet: v6.subnet.to_string(),
+        });
+    }
+    if network.ipv6 {
+        return Err(ConfigError::Ipv6Unsupported {
+            subnet: "none given".into(),
+        });
+    }
+    let v4: Vec<_> = network
+        .subnets
+        .iter()
+        .filter_map(|s| match s.subnet {
+            IpNet::V4(net) => Some((net, s.gateway)),
+            IpNet::V6(_) => None,
+        })
+        .collect();
+    let [(subnet, gateway)] = v4.as_slice() else {
+        return Err(match v4.len() {
+            0 => ConfigError::NoIpv4Subnet,
+            count => ConfigError::TooManyIpv4Subnets { count },
+        });
+    };
+    match gateway {
+        IpAddr::V4(gw) if subnet.contains(gw) => Ok((*subnet, *gw)),
+        _ => Err(ConfigError::BadGateway {
+            gateway: *gateway,
+            subnet: *subnet,
+        }),
+    }
+}
+
+/// The VNI list, which must hold exactly one VNI (one IPv4 subnet).
+fn parse_vni(option: Option<&str>) -> Result<Vni, ConfigError> {
+    let list = option.ok_or(ConfigError::MissingVni)?;
+    let vnis = list
+        .split(',')
+        .map(|v| {
+            let v = v.trim();
+            v.parse::<u32>()
+                .ok()
+                .and_then(|n| Vni::new(n).ok())
+                .ok_or_else(|| ConfigError::InvalidVni {
+                    value: v.to_owned(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    match vnis.as_slice() {
+        [vni] => Ok(*vni),
+        _ => Err(ConfigError::VniCount {
+            vnis: vnis.len(),
+            subnets: 1,
+        }),
+    }
+}

@@ -1,0 +1,342 @@
+//! The `overlay` driver: VXLAN networks spanning the cluster, as libnetwork's overlay driver
+//! builds them. Per network and host, made at the first local join and removed after the last
+//! local leave: a namespace ([`names`]) holding a bridge with the gateway address and a vxlan
+//! device (the network's VNI, learning off, proxy ARP on); per joined endpoint a veth pair, one
+//! end on that bridge, the other created directly in the sandbox.
+//!
+//! Hosts learn about each other's endpoints through NetworkDB: a join publishes one
+//! [`PEER_TABLE`] entry ([`PeerRecord`]: address, MAC, VTEP), and every other host of the
+//! network programs a permanent neighbour entry and an FDB entry for it on its vxlan device
+//! ([`Driver::event_notify`]); [`Driver::repair`] puts back what changed behind our back.
+//!
+//! Kernel programming of one network is serialised by that network's own async lock, so a
+//! slow network never holds up another. Not here: encryption, IPv6, the gateway bridge that
+//! gives sandboxes a way out of the overlay, node discovery (peers come from the table only).
+
+pub mod config;
+pub mod names;
+pub mod peer;
+#[cfg(test)]
+mod peer_tests;
+mod peers;
+mod reconcile;
+mod setup;
+#[cfg(test)]
+mod tests;
+
+use async_trait::async_trait;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use weft_os::{Kernel, NsName, VXLAN_PORT};
+use weft_types::{
+    DriverName, EndpointId, EndpointRecord, NetworkId, NetworkRecord, SandboxId, SandboxRecord,
+    Scope,
+};
+
+use crate::{
+    Capability, Driver, DriverError, DriverOp, EventNotify, JoinContext, JoinInfo, TableEntry,
+    Wanted,
+};
+pub use config::{ConfigError, OverlayNet, VNI_OPTION};
+pub use peer::{PeerError, PeerRecord};
+
+/// The NetworkDB table of every overlay network: endpoint id -> encoded [`PeerRecord`].
+pub const PEER_TABLE: &str = "overlay_peer_table";
+/// VXLAN's encapsulation overhead over IPv4 (outer IP 20 + UDP 8 + VXLAN 8 + Ethernet 14).
+pub const VXLAN_OVERHEAD: u32 = 50;
+
+/// How an agent's overlay driver is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayConfig {
+    /// The agent's namespace prefix; overlay namespaces are `<prefix>ov-<network>`.
+    pub netns_prefix: String,
+    /// This host's data-path address: the vxlan's source, and the VTEP peers tunnel to.
+    pub vtep: Ipv4Addr,
+    /// The VXLAN UDP port.
+    pub port: u16,
+    /// The MTU of the overlay's devices; the underlay's minus [`VXLAN_OVERHEAD`] when `None`.
+    pub mtu: Option<u32>,
+}
+
+impl OverlayConfig {
+    /// Port 4789 and the MTU derived from the underlay.
+    pub fn new(netns_prefix: impl Into<String>, vtep: Ipv4Addr) -> Self {
+        OverlayConfig {
+            netns_prefix: netns_prefix.into(),
+            vtep,
+            port: VXLAN_PORT,
+            mtu: None,
+        }
+    }
+}
+
+/// What the driver holds about one network on this host.
+#[derive(Debug, Default)]
+struct NetState {
+    /// The definition, once the network was created, joined or reconciled here.
+    net: Option<OverlayNet>,
+    /// Remote endpoints by table key, kept even before the network exists here.
+    peers: BTreeMap<String, PeerRecord>,
+    /// Local endpoints joined to it.
+    joined: BTreeSet<EndpointId>,
+    /// The MTU of its devices while its namespace is set up.
+    up: Option<u32>,
+    /// Set by delete_network: a waiter holding this slot must fetch a fresh one.
+    gone: bool,
+}
+
+type Slot = Arc<tokio::sync::Mutex<NetState>>;
+type NetGuard = tokio::sync::OwnedMutexGuard<NetState>;
+
+/// The overlay driver (global scope). Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct OverlayDriver {
+    name: DriverName,
+    kernel: Arc<dyn Kernel>,
+    config: OverlayConfig,
+    /// One slot per network; the std lock is only held to find a slot, never across an await.
+    nets: Mutex<BTreeMap<NetworkId, Slot>>,
+}
+
+impl OverlayDriver {
+    /// A driver programming `kernel`. Nothing is made before the first join.
+    pub fn new(kernel: Arc<dyn Kernel>, config: OverlayConfig) -> Self {
+        OverlayDriver {
+            name: DriverName::overlay(),
+            kernel,
+            config,
+            nets: Mutex::default(),
+        }
+    }
+
+    /// The driver's configuration.
+    pub fn config(&self) -> &OverlayConfig {
+        &self.config
+    }
+
+    /// The peers known for `network`, by table key.
+    pub async fn peers(&self, network: &NetworkId) -> BTreeMap<String, PeerRecord> {
+        self.lock_net(network).await.peers.clone()
+    }
+
+    fn slots(&self) -> MutexGuard<'_, BTreeMap<NetworkId, Slot>> {
+        // A panic while holding the lock leaves a map that is still consistent.
+        self.nets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the state of `id`, making it if needed.
+    async fn lock_net(&self, id: &NetworkId) -> NetGuard {
+        loop {
+            let slot = self.slots().entry(id.clone()).or_default().clone();
+            let guard = slot.lock_owned().await;
+            if !guard.gone {
+                return guard;
+            }
+        }
+    }
+
+    /// Every network's slot, for work over all of them.
+    fn all_slots(&self) -> Vec<(NetworkId, Slot)> {
+        let slots = self.slots();
+        slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Drops a network's state; its guard must be held, so waiters see `gone`.
+    fn forget(&self, id: &NetworkId, st: &mut NetState) {
+        *st = NetState {
+            gone: true,
+            ..NetState::default()
+        };
+        self.slots().remove(id);
+    }
+
+    fn netns(&self, id: &NetworkId) -> Result<NsName, weft_os::Error> {
+        names::netns(&self.config.netns_prefix, id)
+    }
+
+    fn parse(&self, network: &NetworkRecord) -> Result<OverlayNet, DriverError> {
+        OverlayNet::from_record(network).map_err(|e| self.invalid(e.to_string()))
+    }
+
+    fn invalid(&self, message: String) -> DriverError {
+        DriverError::InvalidParameter {
+            driver: self.name.clone(),
+            message,
+        }
+    }
+
+    fn failed(&self, op: DriverOp, object: impl Into<String>, message: String) -> DriverError {
+        DriverError::Failed {
+            driver: self.name.clone(),
+            op,
+            object: object.into(),
+            message,
+        }
+    }
+
+    fn os_failed(
+        &self,
+        op: DriverOp,
+        object: impl Into<String>,
+        e: &weft_os::Error,
+    ) -> DriverError {
+        self.failed(op, object, error_chain(e))
+    }
+
+    /// The table entry a joined endpoint publishes, if it has an IPv4 address.
+    fn peer_entry(&self, endpoint: &EndpointRecord) -> Option<TableEntry> {
+        let record = PeerRecord {
+            ip: endpoint.ipv4?,
+            mac: endpoint.mac,
+            vtep: self.config.vtep,
+        };
+        let value = match record.encode() {
+            Ok(value) => value,
+            Err(e) => {
+                // A fixed-size record always encodes; published_entries has no error channel.
+                tracing::error!(endpoint = endpoint.id.short(), error = %e, "failed to encode a peer record");
+                return None;
+            }
+        };
+        Some(TableEntry {
+            table: PEER_TABLE.to_owned(),
+            key: endpoint.id.to_string(),
+            value,
+        })
+    }
+}
+
+/// An error and its sources, `outer: inner: ...` (weft-os errors keep the cause in `source`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+fn network_object(id: &NetworkId) -> String {
+    format!("network {}", id.short())
+}
+
+fn endpoint_object(id: &EndpointId) -> String {
+    format!("endpoint {}", id.short())
+}
+
+#[async_trait]
+impl Driver for OverlayDriver {
+    fn name(&self) -> &DriverName {
+        &self.name
+    }
+
+    fn capability(&self) -> Capability {
+        Capability {
+            scope: Scope::Global,
+            ipam: true,
+            host_namespace: false,
+        }
+    }
+
+    fn validate_network(&self, network: &NetworkRecord) -> Result<(), DriverError> {
+        self.parse(network).map(drop)
+    }
+
+    async fn create_network(&self, network: &NetworkRecord) -> Result<(), DriverError> {
+        // Lazy: the namespace is made by the first local join.
+        let net = self.parse(network)?;
+        self.lock_net(&network.id).await.net = Some(net);
+        Ok(())
+    }
+
+    async fn delete_network(&self, network: &NetworkId) -> Result<(), DriverError> {
+        let mut st = self.lock_net(network).await;
+        let result = self.remove_network(network, &st).await;
+        self.forget(network, &mut st);
+        result
+    }
+
+    async fn create_endpoint(
+        &self,
+        _: &NetworkRecord,
+        _: &EndpointRecord,
+    ) -> Result<(), DriverError> {
+        // The veth is made at join, when the sandbox it goes into is known.
+        Ok(())
+    }
+
+    async fn delete_endpoint(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+    ) -> Result<(), DriverError> {
+        // In case a leave was missed (a crash): the veth dies with the endpoint.
+        let mut st = self.lock_net(network).await;
+        self.detach(DriverOp::DeleteEndpoint, network, endpoint, &mut st)
+            .await
+    }
+
+    async fn join(
+        &self,
+        network: &NetworkRecord,
+        endpoint: &EndpointRecord,
+        _: &SandboxRecord,
+        context: &JoinContext,
+    ) -> Result<JoinInfo, DriverError> {
+        let net = self.parse(network)?;
+        if endpoint.ipv4.is_none() {
+            return Err(self.invalid(format!(
+                "endpoint {} has no ipv4 address: overlay endpoints need one",
+                endpoint.id.short()
+            )));
+        }
+        let mut st = self.lock_net(&net.id).await;
+        st.net = Some(net.clone());
+        self.join_locked(DriverOp::Join, &mut st, &net, endpoint, context)
+            .await?;
+        Ok(JoinInfo {
+            table_entries: self.published_entries(network, endpoint),
+        })
+    }
+
+    async fn leave(
+        &self,
+        network: &NetworkRecord,
+        endpoint: &EndpointRecord,
+        _: &SandboxId,
+    ) -> Result<(), DriverError> {
+        let mut st = self.lock_net(&network.id).await;
+        self.detach(DriverOp::Leave, &network.id, &endpoint.id, &mut st)
+            .await
+    }
+
+    async fn reconcile(&self, wanted: &Wanted) -> Result<(), DriverError> {
+        self.reconcile_all(wanted).await
+    }
+
+    fn watched_tables(&self) -> Vec<String> {
+        vec![PEER_TABLE.to_owned()]
+    }
+
+    fn event_tables(&self, _: &NetworkRecord) -> Vec<String> {
+        vec![PEER_TABLE.to_owned()]
+    }
+
+    async fn event_notify(&self, event: &EventNotify) -> Result<(), DriverError> {
+        if event.table != PEER_TABLE {
+            return Ok(());
+        }
+        self.apply_event(event).await
+    }
+
+    fn published_entries(&self, _: &NetworkRecord, endpoint: &EndpointRecord) -> Vec<TableEntry> {
+        self.peer_entry(endpoint).into_iter().collect()
+    }
+
+    async fn repair(&self) -> Result<usize, DriverError> {
+        self.repair_all().await
+    }
+}

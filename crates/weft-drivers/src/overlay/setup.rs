@@ -1,0 +1,406 @@
+//! The overlay driver's kernel steps: a network's namespace with its bridge and vxlan, an
+//! endpoint's veth pair and its configuration inside the sandbox, and their removal. Each step
+//! is idempotent (weft-os adopts what exists, and leftovers of a crash are adopted or moved
+//! into place), so a retry finishes the job; a join that fails midway undoes what it made.
+
+use std::net::{IpAddr, Ipv4Addr};
+use weft_os::{
+    BridgeSpec, Error as OsError, IfName, LinkKind, NsName, NsRef, Route, VethSpec, VxlanInfo,
+    VxlanSpec,
+};
+use weft_types::{EndpointId, EndpointRecord, NetworkId};
+
+use super::{
+    NetState, OverlayDriver, OverlayNet, VXLAN_OVERHEAD, endpoint_object, error_chain, names,
+    network_object,
+};
+use crate::{DriverError, DriverOp, JoinContext};
+
+const HOST: NsRef = NsRef::Host;
+/// IPv4's minimum MTU (RFC 791).
+const MIN_MTU: u32 = 68;
+/// The errno the kernel answers a second vxlan with a VNI in use with.
+const EEXIST: i32 = 17;
+
+/// Why setting up a network's namespace failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SetupError {
+    #[error(transparent)]
+    Os(#[from] OsError),
+    /// The overlay MTU is derived from the link holding the VTEP address.
+    #[error(
+        "no link in the host namespace holds the vtep address {vtep}, so the overlay mtu \
+         cannot be derived (check the vtep address, or configure the overlay mtu)"
+    )]
+    NoUnderlay { vtep: Ipv4Addr },
+    #[error("underlay {dev} has mtu {mtu}, too small for the {VXLAN_OVERHEAD}-byte vxlan overhead")]
+    UnderlayTooSmall { dev: IfName, mtu: u32 },
+}
+
+/// Whether the kernel refused a vxlan because its VNI (and port) is taken: by a device in the
+/// same namespace, or by one created there and moved elsewhere (its socket stays behind).
+fn vni_conflict(e: &OsError) -> bool {
+    match e {
+        OsError::VniInUse { .. } => true,
+        OsError::CreateLink { source, .. } => source.errno() == Some(EEXIST),
+        _ => false,
+    }
+}
+
+impl OverlayDriver {
+    /// The configured MTU, else the MTU of the host link holding the VTEP address minus the
+    /// VXLAN overhead, so that encapsulated frames fit the underlay without fragmenting.
+    pub(super) async fn overlay_mtu(&self) -> Result<u32, SetupError> {
+        if let Some(mtu) = self.config.mtu {
+            return Ok(mtu);
+        }
+        let vtep = IpAddr::V4(self.config.vtep);
+        for link in self.kernel.list_links(&HOST, "").await? {
+            let addrs = match self.kernel.list_addresses(&HOST, &link.name).await {
+                Ok(addrs) => addrs,
+                // Gone since the listing: it cannot be the underlay.
+                Err(OsError::LinkNotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if addrs.iter().any(|a| a.addr() == vtep) {
+                return link
+                    .mtu
+                    .checked_sub(VXLAN_OVERHEAD)
+                    .filter(|m| *m >= MIN_MTU)
+                    .ok_or(SetupError::UnderlayTooSmall {
+                        dev: link.name,
+                        mtu: link.mtu,
+                    });
+            }
+        }
+        Err(SetupError::NoUnderlay {
+            vtep: self.config.vtep,
+        })
+    }
+
+    /// Makes sure the network's namespace is set up, programming every known peer when it
+    /// was not; returns whether this call made the namespace, and the MTU. A namespace this
+    /// call made is removed again if a step fails.
+    pub(super) async fn ensure_up(
+        &self,
+        op: DriverOp,
+        st: &mut NetState,
+        net: &OverlayNet,
+    ) -> Result<(bool, u32), DriverError> {
+        let object = network_object(&net.id);
+        let ns = self
+            .netns(&net.id)
+            .map_err(|e| self.os_failed(op, &object, &e))?;
+        let existed = self.kernel.netns_exists(&ns).await;
+        let existed = existed.map_err(|e| self.os_failed(op, &object, &e))?;
+        if let Some(mtu) = st.up.filter(|_| existed) {
+            return Ok((false, mtu));
+        }
+        st.up = None;
+        let mtu = self.overlay_mtu().await;
+        let mtu = mtu.map_err(|e| self.failed(op, &object, error_chain(&e)))?;
+        if let Err(e) = self.build(&ns, net, mtu).await {
+            let mut message = error_chain(&e);
+            if !existed {
+                self.undo_build(&ns, net, &mut message).await;
+            }
+            return Err(self.failed(op, object, message));
+        }
+        st.up = Some(mtu);
+        self.program_all(&ns, net, st).await;
+        Ok((!existed, mtu))
+    }
+
+    /// The namespace, its bridge (gateway address, up) and its vxlan (on the bridge, up).
+    async fn build(&self, ns: &NsName, net: &OverlayNet, mtu: u32) -> Result<(), OsError> {
+        let k = &self.kernel;
+        k.create_netns(ns).await?;
+        let inside = NsRef::named(ns);
+        let bridge = BridgeSpec {
+            mtu: Some(mtu),
+            ..BridgeSpec::new(net.bridge.clone())
+        };
+        k.create_bridge(&inside, &bridge).await?;
+        k.add_address(&inside, &net.bridge, net.gateway_addr())
+            .await?;
+        k.set_link_up(&inside, &net.bridge).await?;
+        self.ensure_vxlan(&inside, net, mtu).await?;
+        k.set_master(&inside, &net.vxlan, Some(&net.bridge)).await?;
+        k.set_link_up(&inside, &net.vxlan).await
+    }
+
+    /// Removes what a failed build made; the error message names every undo failure.
+    async fn undo_build(&self, ns: &NsName, net: &OverlayNet, message: &mut String) {
+        if let Err(e) = self.remove_namespace(ns).await {
+            message.push_str(&format!(
+                "; undo failed to remove namespace {ns}: {}",
+                error_chain(&e)
+            ));
+        }
+        // Made in the host namespace, and the move failed.
+        if let Err(e) = self.kernel.delete_link(&HOST, &net.vxlan).await {
+            message.push_str(&format!(
+                "; undo failed to delete {} in the host namespace: {}",
+                net.vxlan,
+                error_chain(&e)
+            ));
+        }
+    }
+
+    fn vxlan_spec(&self, net: &OverlayNet, mtu: u32) -> VxlanSpec {
+        VxlanSpec {
+            port: self.config.port,
+            local: Some(self.config.vtep),
+            learning: false,
+            proxy: true,
+            mtu: Some(mtu),
+            ..VxlanSpec::new(net.vxlan.clone(), net.vni)
+        }
+    }
+
+    fn vxlan_info(&self, spec: &VxlanSpec) -> VxlanInfo {
+        VxlanInfo {
+            vni: spec.vni.get(),
+            port: spec.port,
+            local: spec.local,
+            underlay_index: None,
+            learning: spec.learning,
+            proxy: spec.proxy,
+        }
+    }
+
+    /// The vxlan inside the namespace. Its UDP socket lives in the namespace the device is
+    /// created in, so it is created in the host namespace (which holds the underlay) and then
+    /// moved, as libnetwork does. One already inside (a crash after the move) is adopted; one
+    /// stranded in the host (a crash before it) is adopted by the create and moved.
+    async fn ensure_vxlan(
+        &self,
+        inside: &NsRef,
+        net: &OverlayNet,
+        mtu: u32,
+    ) -> Result<(), OsError> {
+        let k = &self.kernel;
+        let spec = self.vxlan_spec(net, mtu);
+        match k.get_link(inside, &net.vxlan).await? {
+            Some(link) if link.kind == LinkKind::Vxlan(self.vxlan_info(&spec)) => {
+                if link.mtu != mtu {
+                    k.set_mtu(inside, &net.vxlan, mtu).await?;
+                }
+                return Ok(());
+            }
+            Some(_) => {
+                tracing::info!(link = %net.vxlan, ns = %inside, "replacing a vxlan with other attributes");
+                k.delete_link(inside, &net.vxlan).await?;
+            }
+            None => {}
+        }
+        self.create_vxlan_in_host(&spec).await?;
+        k.move_link(&HOST, &net.vxlan, inside, None).await
+    }
+
+    /// Creates the vxlan in the host namespace. If its VNI is taken, the holders this driver
+    /// made are leftovers (the manager never gives one VNI to two live networks): they are
+    /// removed and the create retried once, so a crash never leaves "File exists" behind.
+    async fn create_vxlan_in_host(&self, spec: &VxlanSpec) -> Result<(), OsError> {
+        match self.kernel.create_vxlan(&HOST, spec).await {
+            Err(e) if vni_conflict(&e) => {
+                tracing::warn!(
+                    vni = spec.vni.get(), link = %spec.name, error = %error_chain(&e),
+                    "vni in use: removing leftover vxlan devices and retrying"
+                );
+                self.remove_vni_holders(spec).await?;
+                self.kernel.create_vxlan(&HOST, spec).await
+            }
+            other => other,
+        }
+    }
+
+    /// Deletes every vxlan of this driver's naming with `spec`'s VNI other than `spec.name`,
+    /// in the host namespace and in this agent's overlay namespaces.
+    async fn remove_vni_holders(&self, spec: &VxlanSpec) -> Result<(), OsError> {
+        let k = &self.kernel;
+        let mut spaces = vec![HOST];
+        let prefix = names::netns_prefix(&self.config.netns_prefix);
+        for ns in k.list_netns(&prefix).await? {
+            if names::is_owned_netns(&self.config.netns_prefix, ns.as_str()) {
+                spaces.push(NsRef::named(&ns));
+            }
+        }
+        for ns in &spaces {
+            for link in k.list_links(ns, names::VXLAN_PREFIX).await? {
+                let holds = matches!(&link.kind, LinkKind::Vxlan(v) if v.vni == spec.vni.get());
+                let stale = !(*ns == HOST && link.name == spec.name);
+                if holds && stale && names::is_owned_vxlan(link.name.as_str()) {
+                    tracing::info!(link = %link.name, %ns, vni = spec.vni.get(), "deleting a leftover vxlan holding the vni");
+                    k.delete_link(ns, &link.name).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// join with the state locked: the namespace, then the veth pair. On failure the pair is
+    /// deleted, and the namespace too if this join made it and no other endpoint uses it.
+    pub(super) async fn join_locked(
+        &self,
+        op: DriverOp,
+        st: &mut NetState,
+        net: &OverlayNet,
+        ep: &EndpointRecord,
+        ctx: &JoinContext,
+    ) -> Result<(), DriverError> {
+        let (made, mtu) = self.ensure_up(op, st, net).await?;
+        let object = endpoint_object(&ep.id);
+        let named = self
+            .netns(&net.id)
+            .and_then(|ns| Ok((ns, names::host_veth(&ep.id)?)));
+        let (ns, host) = named.map_err(|e| self.os_failed(op, &object, &e))?;
+        let inside = NsRef::named(&ns);
+        let Err(e) = self.attach_steps(net, mtu, ep, ctx).await else {
+            st.joined.insert(ep.id.clone());
+            return Ok(());
+        };
+        let mut message = error_chain(&e);
+        if let Err(undo) = self.kernel.delete_link(&inside, &host).await {
+            message.push_str(&format!(
+                "; undo failed to delete {host}: {}",
+                error_chain(&undo)
+            ));
+        }
+        if made && st.joined.is_empty() {
+            st.up = None;
+            if let Err(undo) = self.remove_namespace(&ns).await {
+                message.push_str(&format!(
+                    "; undo failed to remove namespace {ns}: {}",
+                    error_chain(&undo)
+                ));
+            }
+        }
+        Err(self.failed(op, object, message))
+    }
+
+    /// The veth pair (the sandbox end created in the sandbox under its final name, with the
+    /// endpoint's MAC), its bridge end on the bridge, the sandbox end's address and route.
+    async fn attach_steps(
+        &self,
+        net: &OverlayNet,
+        mtu: u32,
+        ep: &EndpointRecord,
+        ctx: &JoinContext,
+    ) -> Result<(), OsError> {
+        let k = &self.kernel;
+        let inside = NsRef::named(&self.netns(&net.id)?);
+        let host = names::host_veth(&ep.id)?;
+        let sandbox = NsRef::named(&ctx.netns);
+        let spec = VethSpec {
+            mtu: Some(mtu),
+            peer_mac: Some(ep.mac),
+            ..VethSpec::new(host.clone(), ctx.ifname.clone()).peer_in(sandbox.clone())
+        };
+        // An existing pair is adopted (a retry after a crash); one whose peer is elsewhere is
+        // made again.
+        k.create_veth(&inside, &spec).await?;
+        k.set_master(&inside, &host, Some(&net.bridge)).await?;
+        k.set_link_up(&inside, &host).await?;
+        let dev = &ctx.ifname;
+        if let Some(addr) = ep.ipv4 {
+            k.add_address(&sandbox, dev, addr).await?;
+        }
+        k.set_link_up(&sandbox, dev).await?;
+        if ctx.default_route {
+            let route = Route {
+                dev: Some(dev.clone()),
+                ..Route::default_via(IpAddr::V4(net.gateway))
+            };
+            k.replace_route(&sandbox, &route).await?;
+        }
+        Ok(())
+    }
+
+    /// leave and delete_endpoint: deletes the endpoint's veth (absent is success), and the
+    /// namespace when no endpoint's veth is left in it. The kernel, not the in-memory set,
+    /// decides "last", so a restart without a reconcile never removes a used namespace.
+    pub(super) async fn detach(
+        &self,
+        op: DriverOp,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+        st: &mut NetState,
+    ) -> Result<(), DriverError> {
+        let object = endpoint_object(endpoint);
+        st.joined.remove(endpoint);
+        let fail = |e: OsError| self.os_failed(op, &object, &e);
+        let ns = self.netns(network).map_err(fail)?;
+        let host = names::host_veth(endpoint).map_err(fail)?;
+        if !self.kernel.netns_exists(&ns).await.map_err(fail)? {
+            // The veth went with the namespace.
+            st.up = None;
+            return Ok(());
+        }
+        let inside = NsRef::named(&ns);
+        // Deleting the bridge end takes the sandbox end along.
+        self.kernel
+            .delete_link(&inside, &host)
+            .await
+            .map_err(fail)?;
+        let left = self.kernel.list_links(&inside, names::VETH_PREFIX).await;
+        let left = left.map_err(fail)?;
+        if left.iter().any(|l| names::is_owned_veth(l.name.as_str())) {
+            return Ok(());
+        }
+        st.up = None;
+        st.joined.clear();
+        self.remove_namespace(&ns).await.map_err(fail)
+    }
+
+    /// Deletes a network's namespace, its vxlan devices first: a vxlan's VNI is freed when
+    /// the device is deleted, while a namespace is torn down asynchronously, so a vxlan made
+    /// right after could still find the VNI taken (libnetwork removes interfaces first too).
+    pub(super) async fn remove_namespace(&self, ns: &NsName) -> Result<(), OsError> {
+        let k = &self.kernel;
+        if !k.netns_exists(ns).await? {
+            return Ok(());
+        }
+        let inside = NsRef::named(ns);
+        for link in k.list_links(&inside, names::VXLAN_PREFIX).await? {
+            if matches!(link.kind, LinkKind::Vxlan(_)) {
+                k.delete_link(&inside, &link.name).await?;
+            }
+        }
+        k.delete_netns(ns).await?;
+        tracing::debug!(netns = %ns, "overlay namespace removed");
+        Ok(())
+    }
+
+    /// delete_network: the namespace, and a vxlan a crash stranded in the host namespace.
+    pub(super) async fn remove_network(
+        &self,
+        id: &NetworkId,
+        st: &NetState,
+    ) -> Result<(), DriverError> {
+        let (op, object) = (DriverOp::DeleteNetwork, network_object(id));
+        let ns = self
+            .netns(id)
+            .map_err(|e| self.os_failed(op, &object, &e))?;
+        let mut errors = Vec::new();
+        if let Err(e) = self.remove_namespace(&ns).await {
+            errors.push(format!(
+                "failed to remove namespace {ns}: {}",
+                error_chain(&e)
+            ));
+        }
+        if let Some(net) = &st.net
+            && let Err(e) = self.kernel.delete_link(&HOST, &net.vxlan).await
+        {
+            errors.push(format!(
+                "failed to delete {} in the host namespace: {}",
+                net.vxlan,
+                error_chain(&e)
+            ));
+        }
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(self.failed(op, object, errors.join("; "))),
+        }
+    }
+}
