@@ -185,6 +185,16 @@ impl Agent {
             .collect()
     }
 
+    /// This agent's overlay network namespaces (`<prefix>ov-*`) that exist now.
+    pub fn overlay_namespaces(&self) -> Vec<String> {
+        let dir = weft_os::NetnsDir::new("/run/netns");
+        dir.list(&format!("{}ov-", self.netns_prefix))
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

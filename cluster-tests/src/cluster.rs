@@ -31,7 +31,7 @@
 use crate::{Agent, AgentOptions, wait_until};
 use anyhow::Context;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
@@ -50,8 +50,11 @@ pub const LOSS_TABLE: &str = "weft_harness_loss";
 /// How long links may take to come up after they are created or healed.
 const LINK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long host 1 may take to write its gossip keyring once its API answers.
-const KEYRING_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long host 1 may take to hand out its worker token once its API answers.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The UDP port of every agent's RPC service (join protocol, allocator on managers).
+pub const RPC_PORT: u16 = 7947;
 
 /// Hosts are numbered 1..=MAX_HOSTS: their addresses are 198.18.0.<i>/24.
 const MAX_HOSTS: usize = 254;
@@ -157,6 +160,8 @@ impl Topology {
         let mut args: Vec<String> = [
             "--local-addr-pool",
             "198.19.0.0/17",
+            "--default-addr-pool",
+            "198.19.128.0/17",
             "--node-name",
             &format!("h{i}"),
             "--listen-addr",
@@ -359,42 +364,36 @@ impl ClusterOptions {
     }
 }
 
-/// N hosts on one underlay, one `weft agent` each, joined into one gossip cluster through
-/// host 1. Dropping it kills every agent and deletes every namespace, also during a panic.
+/// N hosts on one underlay, one `weft agent` each: host 1 makes the cluster (`--init`,
+/// a manager) and the others join it with the worker token. Dropping it kills every agent
+/// and deletes every namespace, also during a panic.
 #[derive(Debug)]
 pub struct Cluster {
     /// Host i is `agents[i - 1]`. Dropped before `topology` (declaration order).
     agents: Vec<Agent>,
-    keyring: PathBuf,
     topology: Topology,
 }
 
 impl Cluster {
-    /// Builds the topology and starts host 1's agent (the seed; it writes the gossip keyring
-    /// `<data-dir>/gossip.keyring` on its first start), then hosts 2..=n, which join through
-    /// `198.18.0.1:7946` with `--gossip-key-file` pointing at host 1's keyring. Each start
-    /// waits until that agent's API answers; nothing here waits for membership to converge.
+    /// Builds the topology and starts host 1's agent with `--init`, then hosts 2..=n, which
+    /// join through host 1's RPC port (`198.18.0.1:7947`) with its worker token. Each start
+    /// waits until that agent's API answers (a joining agent answers once it is admitted);
+    /// nothing here waits for membership to converge.
     pub fn start(n: usize, options: ClusterOptions) -> anyhow::Result<Cluster> {
         let topology = Topology::create(n)?;
         // Declared after `topology`, so dropped before it if a start fails.
         let mut agents = Vec::with_capacity(n);
         let first = start_host(&topology, 1, None, &options)?;
-        let keyring = first.data_dir().join("gossip.keyring");
-        wait_until(
-            "host 1 to write its gossip keyring",
-            KEYRING_TIMEOUT,
-            || keyring.is_file().then_some(()),
-        )
+        let token = wait_until("host 1's worker token", TOKEN_TIMEOUT, || {
+            let out = first.cli(&["cluster", "token", "worker"]);
+            out.success().then(|| out.stdout.trim().to_owned())
+        })
         .with_context(|| format!("host 1's agent log:\n{}", first.log()))?;
         agents.push(first);
         for i in 2..=n {
-            agents.push(start_host(&topology, i, Some(&keyring), &options)?);
+            agents.push(start_host(&topology, i, Some(&token), &options)?);
         }
-        Ok(Cluster {
-            agents,
-            keyring,
-            topology,
-        })
+        Ok(Cluster { agents, topology })
     }
 
     /// The agent of host `i` (1-based). Panics when there is no host `i`.
@@ -441,11 +440,6 @@ impl Cluster {
     /// The prefix of every namespace of this cluster.
     pub fn prefix(&self) -> &str {
         self.topology.prefix()
-    }
-
-    /// Host 1's gossip keyring, which every other host is started with.
-    pub fn keyring_path(&self) -> &Path {
-        &self.keyring
     }
 
     /// `kill -9` of host `i`'s agent, then reaps it.
@@ -507,7 +501,7 @@ impl Drop for Cluster {
 }
 
 /// The flags of host `i`'s agent: address pools, node name, cluster flags, then `extra`.
-fn host_args(i: usize, keyring: Option<&Path>, extra: &[String]) -> Vec<String> {
+fn host_args(i: usize, token: Option<&str>, extra: &[String]) -> Vec<String> {
     let addr = host_addr(i);
     let mut args: Vec<String> = vec![
         // Test addresses stay inside 198.19.0.0/16 (benchmarking range). Every host has
@@ -523,13 +517,14 @@ fn host_args(i: usize, keyring: Option<&Path>, extra: &[String]) -> Vec<String> 
         "--advertise-addr".into(),
         addr,
     ];
-    if i != 1 {
-        args.push("--join".into());
-        args.push(format!("{}:{GOSSIP_PORT}", host_addr(1)));
-    }
-    if let Some(keyring) = keyring {
-        args.push("--gossip-key-file".into());
-        args.push(keyring.display().to_string());
+    match token {
+        Some(token) => {
+            args.push("--join".into());
+            args.push(format!("{}:{RPC_PORT}", host_addr(1)));
+            args.push("--token".into());
+            args.push(token.to_owned());
+        }
+        None => args.push("--init".into()),
     }
     args.extend(extra.iter().cloned());
     args
@@ -538,11 +533,11 @@ fn host_args(i: usize, keyring: Option<&Path>, extra: &[String]) -> Vec<String> 
 fn start_host(
     topology: &Topology,
     i: usize,
-    keyring: Option<&Path>,
+    token: Option<&str>,
     options: &ClusterOptions,
 ) -> anyhow::Result<Agent> {
     let agent_options = AgentOptions {
-        args: host_args(i, keyring, &options.args),
+        args: host_args(i, token, &options.args),
         env: options.env.clone(),
     };
     Agent::start_in(
@@ -707,29 +702,30 @@ mod tests {
     }
 
     #[test]
-    fn hosts_join_through_host_1_with_its_keyring() {
-        let key = Path::new("/k/gossip.keyring");
+    fn host_1_makes_the_cluster_and_the_others_join_with_the_token() {
         let first = host_args(1, None, &[]);
-        assert!(
-            !first
-                .iter()
-                .any(|a| a == "--join" || a == "--gossip-key-file")
-        );
+        assert!(first.iter().any(|a| a == "--init"));
+        assert!(!first.iter().any(|a| a == "--join" || a == "--token"));
         assert!(
             first
                 .windows(2)
                 .any(|w| w == ["--listen-addr", "198.18.0.1:7946"])
         );
-        let third = host_args(3, Some(key), &["--gossip-interval".into(), "100ms".into()]);
+        let third = host_args(
+            3,
+            Some("weft-W-x"),
+            &["--gossip-interval".into(), "100ms".into()],
+        );
         for pair in [
             ["--node-name", "h3"],
             ["--listen-addr", "198.18.0.3:7946"],
             ["--advertise-addr", "198.18.0.3"],
-            ["--join", "198.18.0.1:7946"],
-            ["--gossip-key-file", "/k/gossip.keyring"],
+            ["--join", "198.18.0.1:7947"],
+            ["--token", "weft-W-x"],
         ] {
             assert!(third.windows(2).any(|w| w == pair), "{pair:?} in {third:?}");
         }
+        assert!(!third.iter().any(|a| a == "--init"));
         assert_eq!(third[third.len() - 2..], ["--gossip-interval", "100ms"]);
     }
 

@@ -33,6 +33,9 @@ pub struct NodeRecord {
     pub name: String,
     pub role: String,
     pub version: String,
+    /// Where its data path (VXLAN) listens, for node discovery.
+    #[serde(default)]
+    pub data_addr: Option<std::net::IpAddr>,
 }
 
 /// Starts gossip for this node.
@@ -55,6 +58,7 @@ pub async fn start(
         name: node_name.to_owned(),
         role: role.to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        data_addr: Some(settings.advertise.ip()),
     };
     let key =
         TableKey::new(NODES_TABLE, cluster_network(), node_name).context("node record key")?;

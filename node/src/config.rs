@@ -91,6 +91,13 @@ pub struct AgentSettings {
     /// How long a silent node's entries are kept before it is declared dead, e.g. 60s.
     #[arg(long, env = "WEFT_SUSPICION_WINDOW")]
     pub suspicion_window: Option<String>,
+    /// UDP port of the VXLAN data path (overlay networks).
+    #[arg(long, env = "WEFT_DATA_PATH_PORT")]
+    pub data_path_port: Option<u16>,
+    /// How often drivers compare the kernel with their tables and repair it, e.g. 5s
+    /// ("off" disables).
+    #[arg(long, env = "WEFT_REPAIR_INTERVAL")]
+    pub repair_interval: Option<String>,
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
     #[arg(long, env = "WEFT_LOG_LEVEL")]
     pub log_level: Option<String>,
@@ -133,6 +140,9 @@ pub struct ClusterSettings {
     pub diagnostic: Option<SocketAddr>,
     pub gossip_interval: Duration,
     pub suspicion_window: Duration,
+    pub data_path_port: u16,
+    /// None: never repair.
+    pub repair_interval: Option<Duration>,
 }
 
 impl AgentConfig {
@@ -303,6 +313,22 @@ fn cluster_settings(cli: &AgentSettings, file: &AgentSettings) -> anyhow::Result
         "suspicion-window",
         Duration::from_secs(60),
     )?;
+    let repair_interval = match cli.repair_interval.clone().or(file.repair_interval.clone()) {
+        Some(v) if v == "off" => None,
+        v => {
+            let every = duration(v, "repair-interval", Duration::from_secs(5))?;
+            anyhow::ensure!(
+                every >= Duration::from_millis(100),
+                "--repair-interval must be at least 100ms (or off)"
+            );
+            Some(every)
+        }
+    };
+    let data_path_port = cli
+        .data_path_port
+        .or(file.data_path_port)
+        .unwrap_or(weft_os::VXLAN_PORT);
+    anyhow::ensure!(data_path_port != 0, "--data-path-port must not be 0");
     Ok(ClusterSettings {
         listen,
         advertise: SocketAddr::new(advertise_ip, listen.port()),
@@ -322,6 +348,8 @@ fn cluster_settings(cli: &AgentSettings, file: &AgentSettings) -> anyhow::Result
         diagnostic,
         gossip_interval,
         suspicion_window,
+        data_path_port,
+        repair_interval,
     })
 }
 

@@ -23,7 +23,7 @@ use weft_keys::{
     SymmetricKey, keyfile,
 };
 use weft_rpc::{
-    JoinClient, RpcError, RpcServer, ServerOptions, TlsMaterial, join_handler, rpc_handler,
+    JoinClient, RpcError, RpcHandler, RpcServer, ServerOptions, TlsMaterial, join_handler,
 };
 
 const IDENTITY_DIR: &str = "identity";
@@ -58,8 +58,50 @@ enum JoinResponse {
         keys: Vec<WireKey>,
         datapath_keys: Vec<WireKey>,
         gossip_seeds: Vec<SocketAddr>,
+        managers: Vec<ManagerAddr>,
     },
     Refused(String),
+}
+
+/// Where a manager answers RPC requests, and the node id its certificate names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagerAddr {
+    pub node_id: String,
+    pub rpc: SocketAddr,
+}
+
+const MANAGERS_FILE: &str = "managers";
+
+/// The managers this node was told of when it joined (none on a manager itself).
+pub fn managers(data_dir: &Path) -> anyhow::Result<Vec<ManagerAddr>> {
+    let path = data_dir.join(MANAGERS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let mut parts = line.split_whitespace();
+            let (Some(node_id), Some(rpc), None) = (parts.next(), parts.next(), parts.next())
+            else {
+                anyhow::bail!(
+                    "bad line {line:?} in {}: expected NODE-ID IP:PORT",
+                    path.display()
+                );
+            };
+            NodeId::new(node_id)
+                .with_context(|| format!("bad manager id {node_id:?} in {}", path.display()))?;
+            let rpc = rpc
+                .parse()
+                .with_context(|| format!("bad manager address {rpc:?} in {}", path.display()))?;
+            Ok(ManagerAddr {
+                node_id: node_id.to_owned(),
+                rpc,
+            })
+        })
+        .collect()
 }
 
 fn identity_dir(data_dir: &Path) -> PathBuf {
@@ -74,6 +116,11 @@ fn private_dir(dir: &Path) -> anyhow::Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// This node's certificate and key.
+pub fn load_identity(data_dir: &Path) -> anyhow::Result<NodeIdentity> {
+    NodeIdentity::load(&identity_dir(data_dir)).context("cannot load this node's identity")
 }
 
 /// True once the node has an identity (it made or joined a cluster with a token).
@@ -148,12 +195,19 @@ pub async fn join(
                     keys,
                     datapath_keys,
                     gossip_seeds,
+                    managers,
                 } => {
                     let identity = key
                         .into_identity(&cert_pem, &ca_pem)
                         .context("the manager sent an unusable certificate")?;
                     let datapath = to_ring(&datapath_keys)?;
                     keyfile::write_keyring(&data_dir.join(DATAPATH_KEYRING_FILE), &datapath)?;
+                    let text: String = managers
+                        .iter()
+                        .map(|m| format!("{} {}\n", m.node_id, m.rpc))
+                        .collect();
+                    std::fs::write(data_dir.join(MANAGERS_FILE), text)
+                        .context("cannot store the managers' addresses")?;
                     store_joined(data_dir, &identity, &keys, &gossip_seeds)?;
                     info!(via = %seed, "joined the cluster");
                     return Ok(());
@@ -208,40 +262,41 @@ fn store_joined(
     Ok(())
 }
 
-/// On a manager: serves the join protocol on the RPC port. Other RPC services come with
-/// the manager's allocator; until then RPC requests are answered with an error.
-pub fn serve(data_dir: &Path, settings: &ClusterSettings) -> anyhow::Result<Option<RpcServer>> {
-    if !is_manager(data_dir) {
-        return Ok(None);
-    }
-    let identity =
-        NodeIdentity::load(&identity_dir(data_dir)).context("cannot load this node's identity")?;
+/// On a manager: serves the join protocol and, for nodes with a certificate, `service`
+/// (the allocator), on the RPC port.
+pub fn serve(
+    data_dir: &Path,
+    node_name: &str,
+    settings: &ClusterSettings,
+    service: RpcHandler,
+) -> anyhow::Result<RpcServer> {
+    let identity = load_identity(data_dir)?;
     let material = TlsMaterial::from_identity(&identity)?;
     let admission = Arc::new(Admission {
         ca: ClusterCa::from_files(&data_dir.join(CA_DIR)).context("cannot load the cluster CA")?,
         tokens: ClusterTokens::load(&data_dir.join(TOKENS_FILE))?,
         keyring_file: data_dir.join(KEYRING_FILE),
         gossip: settings.advertise,
-    });
-    // The allocator service comes next; until then every RPC request gets an explicit,
-    // decodable refusal rather than silence.
-    let rpc = rpc_handler(|peer, _request| async move {
-        warn!(peer = %peer.node_id, "rpc request, but this manager serves only the join protocol yet");
-        let refusal = weft_types::Error::new(
-            weft_types::ErrorKind::Unavailable,
-            "this manager serves only the join protocol yet: no RPC service answers requests",
-        );
-        weft_rpc::encode(&refusal).unwrap_or_default()
+        manager: ManagerAddr {
+            node_id: node_name.to_owned(),
+            rpc: SocketAddr::new(settings.advertise.ip(), settings.rpc_port),
+        },
     });
     let join = join_handler(move |from, request| {
         let admission = admission.clone();
         async move { admission.admit(from, &request) }
     });
     let addr = SocketAddr::new(settings.listen.ip(), settings.rpc_port);
-    let server = RpcServer::bind_with(addr, &material, ServerOptions::default(), rpc, Some(join))
-        .with_context(|| format!("cannot serve RPC on {addr}"))?;
-    info!(%addr, "admitting nodes with join tokens");
-    Ok(Some(server))
+    let server = RpcServer::bind_with(
+        addr,
+        &material,
+        ServerOptions::default(),
+        service,
+        Some(join),
+    )
+    .with_context(|| format!("cannot serve RPC on {addr}"))?;
+    info!(%addr, "serving the allocator and admitting nodes with join tokens");
+    Ok(server)
 }
 
 /// What a manager needs to admit a node.
@@ -250,6 +305,7 @@ struct Admission {
     tokens: ClusterTokens,
     keyring_file: PathBuf,
     gossip: SocketAddr,
+    manager: ManagerAddr,
 }
 
 impl Admission {
@@ -296,6 +352,7 @@ impl Admission {
             keys,
             datapath_keys,
             gossip_seeds: vec![self.gossip],
+            managers: vec![self.manager.clone()],
         })
     }
 }

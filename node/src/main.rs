@@ -6,7 +6,9 @@ mod cmd;
 mod config;
 mod diag;
 mod join;
+mod manager;
 mod output;
+mod plane;
 mod server;
 
 use clap::{Parser, Subcommand};

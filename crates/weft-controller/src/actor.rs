@@ -9,11 +9,11 @@
 use crate::core::{ControllerSnapshot, Core};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
-use weft_types::Error;
 use weft_types::api::{
     CreateEndpointRequest, CreateNetworkRequest, CreateSandboxRequest, EndpointInfo, NetworkInfo,
     SandboxInfo,
 };
+use weft_types::{Error, NetworkId, NetworkRecord};
 
 /// The controller actor.
 #[derive(Debug)]
@@ -127,6 +127,17 @@ mutation!(
     /// Deletes a sandbox.
     DeleteSandbox { sandbox: String, force: bool } -> (),
     |core, m| core.delete_sandbox(&m.sandbox, m.force)
+);
+
+mutation!(
+    /// Stores and realises a global network's definition heard from the cluster.
+    AdoptNetwork { record: NetworkRecord } -> (),
+    |core, m| core.adopt_network(m.record)
+);
+mutation!(
+    /// Removes a global network a manager deleted.
+    ForgetNetwork { network: NetworkId } -> (),
+    |core, m| core.forget_network(&m.network)
 );
 
 /// Declares a read-only message answered from the core in place.

@@ -8,12 +8,15 @@
 #![forbid(unsafe_code)]
 
 mod actor;
+pub mod cluster;
 pub mod core;
 pub mod crash;
+pub mod events;
 
 pub use actor::{
-    Controller, CreateEndpoint, CreateNetwork, CreateSandbox, DeleteEndpoint, DeleteNetwork,
-    DeleteSandbox, InspectNetwork, InspectSandbox, JoinEndpoint, LeaveEndpoint, ListEndpoints,
-    ListNetworks, ListSandboxes, Observe,
+    AdoptNetwork, Controller, CreateEndpoint, CreateNetwork, CreateSandbox, DeleteEndpoint,
+    DeleteNetwork, DeleteSandbox, ForgetNetwork, InspectNetwork, InspectSandbox, JoinEndpoint,
+    LeaveEndpoint, ListEndpoints, ListNetworks, ListSandboxes, Observe,
 };
+pub use cluster::{ClusterPlane, Standalone};
 pub use core::{ControllerConfig, ControllerSnapshot, Core};

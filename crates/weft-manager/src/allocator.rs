@@ -7,7 +7,9 @@
 //! only on success (a clone per command, linear in the state; cheap next to the fsync that
 //! persists it).
 
-use crate::command::{AllocatorConfig, Command, GlobalSubnet, Grant, NetworkDef, Outcome};
+use crate::command::{
+    AllocatorConfig, Command, GlobalSubnet, Grant, NetworkDef, NetworkMeta, Outcome,
+};
 use crate::vni::Vnis;
 use crate::{AllocError, Vni};
 use ipnet::IpNet;
@@ -139,7 +141,8 @@ impl Allocator {
                 name,
                 subnets,
                 vni,
-            } => self.create_network(id, name, subnets, *vni),
+                meta,
+            } => self.create_network(id, name, subnets, *vni, meta),
             Command::DeleteNetwork { id } => self.delete_network(id),
             Command::AllocateAddress {
                 network,
@@ -193,6 +196,7 @@ impl Allocator {
         name: &Name,
         requests: &[SubnetRequest],
         vni: Option<Vni>,
+        meta: &NetworkMeta,
     ) -> Result<Outcome, AllocError> {
         if self.networks.contains_key(id) {
             return Err(AllocError::NetworkExists { id: id.clone() });
@@ -217,6 +221,7 @@ impl Allocator {
             name: name.clone(),
             auto_subnet: requests.iter().all(|r| r.subnet.is_none()),
             subnets: subnets.iter().map(|(s, _)| s.clone()).collect(),
+            meta: meta.clone(),
         };
         self.networks.insert(
             id.clone(),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
 use weft_ipam::PredefinedPool;
 use weft_types::api::SubnetRequest;
-use weft_types::{Name, NetworkId, SubnetConfig};
+use weft_types::{DriverName, Labels, Name, NetworkId, Options, SubnetConfig};
 
 /// One request to the cluster allocator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +28,8 @@ pub enum Command {
         /// The VNI of the first IPv4 subnet, when the user gives one; the others are
         /// allocated.
         vni: Option<Vni>,
+        /// What the allocator does not choose, kept with the definition.
+        meta: NetworkMeta,
     },
     /// Deletes a network and releases its subnets, VNIs, addresses and VIPs.
     DeleteNetwork {
@@ -95,6 +97,27 @@ pub struct NetworkDef {
     pub subnets: Vec<GlobalSubnet>,
     /// True when the subnets were picked from the default pools.
     pub auto_subnet: bool,
+    /// Driver, flags, options and labels, as asked for.
+    pub meta: NetworkMeta,
+}
+
+/// The parts of a global network's definition the allocator carries but does not choose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkMeta {
+    /// The driver realising it on every node (`overlay`).
+    pub driver: DriverName,
+    /// Whether it has an IPv6 subnet.
+    pub ipv6: bool,
+    /// Whether it is cut off from the outside.
+    pub internal: bool,
+    /// Whether standalone sandboxes may join it.
+    pub attachable: bool,
+    /// Driver options, as given.
+    pub options: Options,
+    /// Labels, as given.
+    pub labels: Labels,
+    /// Creation time, milliseconds since the epoch (chosen by the caller, like the id).
+    pub created_ms: u64,
 }
 
 /// One subnet of a global network and its VXLAN segment.

@@ -8,20 +8,25 @@
 //! and service virtual IPs. The same commands in the same order always give the same state,
 //! so the log can later be replicated with Raft without rewriting the allocator.
 //!
-//! What it is not: no RPC, no actor, no gossip; the manager's actor calls
-//! [`ManagerStore::execute`] (blocking, on a thread that may block) and publishes outcomes.
+//! [`ManagerService`] answers the requests nodes send a manager (the messages travel over
+//! weft-rpc; this crate does no I/O besides its store). What it is not: no RPC transport,
+//! no actor, no gossip; the agent publishes the definitions it returns.
 #![forbid(unsafe_code)]
 
 mod allocator;
 mod command;
 mod error;
 mod log;
+mod service;
 mod vni;
 
 pub use allocator::{Allocator, AllocatorSnapshot, NetworkSnapshot};
-pub use command::{AllocatorConfig, Command, GlobalSubnet, Grant, NetworkDef, Outcome};
+pub use command::{
+    AllocatorConfig, Command, GlobalSubnet, Grant, NetworkDef, NetworkMeta, Outcome,
+};
 pub use error::{AllocError, ManagerError};
 pub use log::{CommandLog, ManagerStore, StoreLog, replay};
+pub use service::{ManagerReply, ManagerRequest, ManagerResponse, ManagerService, VXLANID_OPTION};
 pub use vni::{FIRST_AUTO_VNI, MAX_VNI, Vni, VniRange};
 
 #[cfg(test)]

@@ -37,12 +37,25 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+fn meta() -> NetworkMeta {
+    NetworkMeta {
+        driver: "overlay".parse().unwrap(),
+        ipv6: false,
+        internal: false,
+        attachable: true,
+        options: Default::default(),
+        labels: Default::default(),
+        created_ms: 1,
+    }
+}
+
 fn create(n: u8, subnets: Vec<SubnetRequest>, vni: Option<u32>) -> Command {
     Command::CreateNetwork {
         id: id(n),
         name: name(&format!("net{n}")),
         subnets,
         vni: vni.map(|v| Vni::new(v).unwrap()),
+        meta: meta(),
     }
 }
 
@@ -126,6 +139,7 @@ fn duplicate_id_and_name_are_refused() {
         name: name("other"),
         subnets: vec![],
         vni: None,
+        meta: meta(),
     };
     refused(&mut a, &same_id, ErrorKind::AlreadyExists);
     let same_name = Command::CreateNetwork {
@@ -133,6 +147,7 @@ fn duplicate_id_and_name_are_refused() {
         name: name("net1"),
         subnets: vec![],
         vni: None,
+        meta: meta(),
     };
     let err = refused(&mut a, &same_name, ErrorKind::AlreadyExists);
     assert!(matches!(err, AllocError::NameTaken { .. }));
@@ -453,6 +468,7 @@ fn delete_releases_subnets_vnis_addresses_and_vips() {
         name: name("net1"),
         subnets: vec![],
         vni: None,
+        meta: meta(),
     };
     a.apply(&reuse).unwrap();
 }
@@ -507,4 +523,99 @@ fn same_commands_give_same_state_and_outcomes() {
     let (b, outs_b) = run();
     assert_eq!(a, b);
     assert_eq!(outs_a, outs_b);
+}
+
+mod service {
+    use super::*;
+    use weft_store::Store;
+
+    fn service() -> (tempfile::TempDir, ManagerService) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = AllocatorConfig {
+            pools: vec![PredefinedPool {
+                base: "198.19.0.0/16".parse().unwrap(),
+                size: 24,
+            }],
+            vnis: VniRange::default(),
+        };
+        let service = ManagerService::new(ManagerStore::open(store, config).unwrap());
+        (dir, service)
+    }
+
+    fn create(service: &ManagerService, name: &str, options: &[&str]) -> ManagerReply {
+        let mut m = meta();
+        m.options = weft_types::Options::from_pairs(options.iter().copied()).unwrap();
+        service.handle(ManagerRequest::CreateNetwork {
+            name: name.parse().unwrap(),
+            subnets: vec![],
+            meta: m,
+        })
+    }
+
+    #[test]
+    fn created_network_carries_its_vni_as_the_driver_option() {
+        let (_dir, s) = service();
+        let Ok(ManagerResponse::Network(record)) = create(&s, "ov1", &[]) else {
+            panic!("create failed");
+        };
+        assert_eq!(record.scope, weft_types::Scope::Global);
+        assert_eq!(record.options.get(VXLANID_OPTION), Some("4096"));
+        assert_eq!(record.subnets[0].subnet.to_string(), "198.19.0.0/24");
+        assert_eq!(s.networks(), vec![record]);
+    }
+
+    #[test]
+    fn a_given_vni_is_used_and_a_bad_one_refused() {
+        let (_dir, s) = service();
+        let given = format!("{VXLANID_OPTION}=5000");
+        let Ok(ManagerResponse::Network(record)) = create(&s, "ov1", &[&given]) else {
+            panic!("create failed");
+        };
+        assert_eq!(record.options.get(VXLANID_OPTION), Some("5000"));
+        let bad = format!("{VXLANID_OPTION}=x");
+        let err = create(&s, "ov2", &[&bad]).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidParameter);
+        assert!(err.to_string().contains(VXLANID_OPTION), "{err}");
+        let taken = create(&s, "ov3", &[&given]).unwrap_err();
+        assert_eq!(taken.kind, ErrorKind::AlreadyExists);
+    }
+
+    #[test]
+    fn delete_is_refused_while_endpoints_hold_addresses() {
+        let (_dir, s) = service();
+        let Ok(ManagerResponse::Network(record)) = create(&s, "ov1", &[]) else {
+            panic!("create failed");
+        };
+        let alloc = ManagerRequest::AllocateAddress {
+            network: record.id.clone(),
+            endpoint: "e1".to_owned(),
+            ip: None,
+        };
+        let first = s.handle(alloc.clone()).unwrap();
+        assert_eq!(s.handle(alloc).unwrap(), first, "allocation is idempotent");
+        let delete = ManagerRequest::DeleteNetwork {
+            id: record.id.clone(),
+        };
+        let err = s.handle(delete.clone()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ActiveEndpoints);
+        let release = ManagerRequest::ReleaseAddress {
+            network: record.id.clone(),
+            endpoint: "e1".to_owned(),
+        };
+        assert_eq!(
+            s.handle(release.clone()).unwrap(),
+            ManagerResponse::Released
+        );
+        assert_eq!(
+            s.handle(release).unwrap(),
+            ManagerResponse::Released,
+            "a repeated release succeeds"
+        );
+        assert_eq!(
+            s.handle(delete).unwrap(),
+            ManagerResponse::Deleted(record.id)
+        );
+        assert!(s.networks().is_empty());
+    }
 }

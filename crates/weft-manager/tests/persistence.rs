@@ -32,6 +32,15 @@ fn create(n: u8) -> Command {
         name: format!("net{n}").parse::<Name>().unwrap(),
         subnets: vec![],
         vni: None,
+        meta: weft_manager::NetworkMeta {
+            driver: "overlay".parse().unwrap(),
+            ipv6: false,
+            internal: false,
+            attachable: true,
+            options: Default::default(),
+            labels: Default::default(),
+            created_ms: u64::from(n),
+        },
     }
 }
 

@@ -15,6 +15,18 @@ use weft_store::Store;
 use weft_types::api::SubnetRequest;
 use weft_types::{Name, NetworkId};
 
+fn meta() -> weft_manager::NetworkMeta {
+    weft_manager::NetworkMeta {
+        driver: "overlay".parse().unwrap(),
+        ipv6: false,
+        internal: false,
+        attachable: true,
+        options: Default::default(),
+        labels: Default::default(),
+        created_ms: 1,
+    }
+}
+
 fn config() -> AllocatorConfig {
     AllocatorConfig {
         // Four /24s, so that subnet exhaustion happens in the sequences.
@@ -75,6 +87,7 @@ fn command() -> impl Strategy<Value = Command> {
                 name: name("net", nm),
                 subnets,
                 vni: vni.map(|v| Vni::new(v).unwrap()),
+                meta: meta(),
             }),
         1 => net.clone().prop_map(|n| Command::DeleteNetwork { id: id(n) }),
         6 => (net.clone(), 0u8..4, address()).prop_map(|(n, e, ip)| Command::AllocateAddress {
@@ -214,7 +227,7 @@ proptest! {
         // All four default subnets and every given one can be had again.
         for n in 0..4u8 {
             a.apply(&Command::CreateNetwork {
-                id: id(n), name: name("again", n), subnets: vec![], vni: None,
+                id: id(n), name: name("again", n), subnets: vec![], vni: None, meta: meta(),
             }).unwrap();
         }
         let given: Vec<SubnetRequest> = ["198.18.0.0/28", "fd00::/64", "198.18.1.0/30"]
@@ -222,7 +235,7 @@ proptest! {
             .map(|s| SubnetRequest { subnet: Some(s.parse().unwrap()), ..SubnetRequest::default() })
             .collect();
         a.apply(&Command::CreateNetwork {
-            id: id(9), name: name("given", 0), subnets: given, vni: Some(Vni::new(5000).unwrap()),
+            id: id(9), name: name("given", 0), subnets: given, vni: Some(Vni::new(5000).unwrap()), meta: meta(),
         }).unwrap();
     }
 }

@@ -2,16 +2,20 @@
 //! crash interrupted), and serves the local API until SIGTERM or SIGINT.
 
 use crate::config::{AgentConfig, AgentSettings, ClusterSettings, LogFormat};
+use crate::manager::Manager;
+use crate::plane::{AgentPlane, Allocator, ClusterWatcher};
 use crate::{cluster, join, server};
+use actix::Actor;
 use anyhow::Context;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::net::UnixListener;
 use tracing::info;
+use weft_controller::events::DriverEvents;
 use weft_controller::{Controller, ControllerConfig, Core};
 use weft_drivers::DriverRegistry;
-use weft_drivers::{BridgeDriver, PassiveDriver};
+use weft_drivers::{BridgeDriver, OverlayConfig, OverlayDriver, PassiveDriver};
 use weft_os::{Kernel, RealKernel};
 use weft_store::Store;
 
@@ -41,24 +45,45 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
     let store = open_store(config.data_dir.join("store")).await?;
     let kernel: Arc<dyn Kernel> =
         Arc::new(RealKernel::new().map_err(|e| anyhow::anyhow!("cannot reach the kernel: {e}"))?);
-    let drivers = drivers(&kernel);
-    let controller_config = ControllerConfig {
-        ipam: config.ipam.clone(),
-        netns_prefix: config.netns_prefix.clone(),
-    };
-    let core = Core::open(controller_config, store, drivers, kernel)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start the controller: {e}"))?;
-    let controller = actix::Actor::start(Controller::new(core));
     if config.cluster.advertise.ip().is_loopback() {
         tracing::warn!(
             advertise = %config.cluster.advertise,
             "advertising a loopback address: nodes on other hosts cannot join this one; give --advertise-addr"
         );
     }
+    // Membership first: the controller publishes its endpoints' entries as it starts.
     let gossip = establish_membership(&config).await?;
-    let _rpc = join::serve(&config.data_dir, &config.cluster)?;
     let netdb = cluster::start(&config.data_dir, &config.node_name, &gossip).await?;
+    let drivers = drivers(&kernel, &config)?;
+    let events = DriverEvents::new(
+        drivers.iter().cloned().collect(),
+        config.cluster.repair_interval,
+    )
+    .start();
+    let (allocator, _rpc) = allocator(&config, netdb.clone()).await?;
+    let plane = Arc::new(AgentPlane {
+        allocator,
+        netdb: netdb.clone(),
+        events: events.clone(),
+    });
+    let tables: Vec<String> = drivers.iter().flat_map(|d| d.watched_tables()).collect();
+    let controller_config = ControllerConfig {
+        ipam: config.ipam.clone(),
+        netns_prefix: config.netns_prefix.clone(),
+        cluster: plane,
+    };
+    let core = Core::open(controller_config, store, drivers, kernel)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the controller: {e}"))?;
+    let controller = actix::Actor::start(Controller::new(core));
+    let _watcher = ClusterWatcher::start(
+        config.node_name.clone(),
+        netdb.clone(),
+        controller.clone(),
+        events,
+        tables,
+    )
+    .await?;
     if let Some(addr) = config.cluster.diagnostic {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -123,12 +148,53 @@ async fn establish_membership(config: &AgentConfig) -> anyhow::Result<ClusterSet
 }
 
 /// The drivers this agent offers.
-fn drivers(kernel: &Arc<dyn Kernel>) -> DriverRegistry {
+fn drivers(kernel: &Arc<dyn Kernel>, config: &AgentConfig) -> anyhow::Result<DriverRegistry> {
     let mut drivers = DriverRegistry::new();
     drivers.register(Arc::new(BridgeDriver::new(kernel.clone())));
     drivers.register(Arc::new(PassiveDriver::host()));
     drivers.register(Arc::new(PassiveDriver::null()));
-    drivers
+    let vtep = match config.cluster.advertise.ip() {
+        std::net::IpAddr::V4(ip) => ip,
+        std::net::IpAddr::V6(ip) => {
+            anyhow::bail!("--advertise-addr {ip}: the overlay data path needs an IPv4 address")
+        }
+    };
+    let overlay = OverlayConfig {
+        netns_prefix: config.netns_prefix.clone(),
+        vtep,
+        port: config.cluster.data_path_port,
+        mtu: None,
+    };
+    drivers.register(Arc::new(OverlayDriver::new(kernel.clone(), overlay)));
+    Ok(drivers)
+}
+
+/// Where this node's allocation requests go: its own allocator on a manager (which then
+/// also serves it, with the join protocol, on the RPC port), else the managers it joined
+/// through.
+async fn allocator(
+    config: &AgentConfig,
+    netdb: actix::Addr<weft_netdb::NetworkDb>,
+) -> anyhow::Result<(Allocator, Option<weft_rpc::RpcServer>)> {
+    let data_dir = &config.data_dir;
+    if join::is_manager(data_dir) {
+        let manager = Manager::start(data_dir, &config.ipam, netdb).await?;
+        let server = join::serve(
+            data_dir,
+            &config.node_name,
+            &config.cluster,
+            manager.rpc_handler(),
+        )?;
+        return Ok((Allocator::Local(manager), Some(server)));
+    }
+    if !join::has_identity(data_dir) {
+        return Ok((Allocator::Unjoined, None));
+    }
+    let identity = join::load_identity(data_dir)?;
+    let client = weft_rpc::RpcClient::new(&identity)
+        .map_err(|e| anyhow::anyhow!("cannot set up RPC to the managers: {e}"))?;
+    let managers = join::managers(data_dir)?;
+    Ok((Allocator::Remote { client, managers }, None))
 }
 
 /// Moves a store kept directly in the data directory (the first layout) into `store/`:

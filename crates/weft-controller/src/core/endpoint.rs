@@ -13,7 +13,7 @@ use weft_os::IfName;
 use weft_types::api::{CreateEndpointRequest, EndpointInfo};
 use weft_types::{
     Attachment, EndpointId, EndpointRecord, Error, ErrorKind, Lifecycle, MacAddr, NetworkRecord,
-    SandboxId, SandboxInterface, SandboxRecord,
+    SandboxId, SandboxInterface, SandboxRecord, Scope,
 };
 
 impl Core {
@@ -38,13 +38,20 @@ impl Core {
             .as_deref()
             .map(|s| self.find_sandbox(s).map(|s| s.id.clone()))
             .transpose()?;
-        let (ipv4, ipv6) = self.allocate_endpoint_addresses(&network, &req)?;
+        let id = EndpointId::random();
+        let (ipv4, ipv6) = match network.scope {
+            Scope::Local => self.allocate_endpoint_addresses(&network, &req)?,
+            Scope::Global => {
+                self.allocate_global_addresses(&network, &id, req.ip, req.ipv6)
+                    .await?
+            }
+        };
         let mac = req.mac.unwrap_or_else(|| match ipv4 {
             Some(IpNet::V4(v4)) => MacAddr::from_ipv4(v4.addr()),
             _ => MacAddr::random(),
         });
         let mut record = EndpointRecord {
-            id: EndpointId::random(),
+            id,
             name: req.name,
             network: network.id.clone(),
             ipv4,
@@ -60,6 +67,9 @@ impl Core {
         };
         if let Err(e) = self.save(record.clone()).await {
             self.release_endpoint_addresses(&record);
+            if let Err(undo) = self.release_global_addresses(&record).await {
+                warn!(endpoint = %record.name, error = %undo, "rollback: addresses stay held at the manager");
+            }
             return Err(e);
         }
         crash::point(crash::ENDPOINT_CREATE_INTENT);
@@ -132,6 +142,11 @@ impl Core {
                 .await?;
         }
         crash::point(crash::ENDPOINT_DELETE_DRIVER);
+        // The manager's release is idempotent: a crash after it releases again at start.
+        if let Err(e) = self.release_global_addresses(&endpoint).await {
+            self.undo_endpoint_delete(endpoint).await;
+            return Err(e);
+        }
         // Nothing is written between the release and the final delete (see network.rs).
         self.release_endpoint_addresses(&endpoint);
         crash::point(crash::ENDPOINT_DELETE_RELEASE);
@@ -162,11 +177,25 @@ impl Core {
         });
         self.save(endpoint.clone()).await?;
         crash::point(crash::JOIN_INTENT);
-        if let Err(e) = driver.join(&network, &endpoint, &sandbox, &context).await {
-            self.undo_join(&network, endpoint).await;
-            return Err(e.into());
-        }
+        let joined = match driver.join(&network, &endpoint, &sandbox, &context).await {
+            Ok(joined) => joined,
+            Err(e) => {
+                self.undo_join(&network, endpoint).await;
+                return Err(e.into());
+            }
+        };
         crash::point(crash::JOIN_DRIVER);
+        // Published only once the join succeeded (libnetwork's AddTableEntry); a crash
+        // before the next commit loses nothing: NetworkDB is not persisted.
+        if !joined.table_entries.is_empty()
+            && let Err(e) = self
+                .cluster
+                .publish(&network.id, &joined.table_entries)
+                .await
+        {
+            self.undo_join(&network, endpoint).await;
+            return Err(e.context("cannot publish the endpoint"));
+        }
         endpoint.attachment = Attachment::Joined(sandbox.id.clone());
         if let Err(e) = self.save(endpoint.clone()).await {
             self.undo_join(&network, endpoint).await;
@@ -204,6 +233,7 @@ impl Core {
             self.save(endpoint.clone()).await?;
         }
         crash::point(crash::LEAVE_INTENT);
+        self.withdraw_entries(&endpoint).await;
         if let Some(network) = self
             .networks
             .get(&endpoint.network)
@@ -333,6 +363,7 @@ impl Core {
         let Some(sandbox) = endpoint.attachment.sandbox().cloned() else {
             return;
         };
+        self.withdraw_entries(&endpoint).await;
         let result = match self.network_driver(network) {
             Ok(driver) => driver
                 .leave(network, &endpoint, &sandbox)
@@ -348,6 +379,34 @@ impl Core {
         endpoint.interface = None;
         if let Err(e) = self.save(endpoint.clone()).await {
             warn!(endpoint = %endpoint.name, error = %e, "rollback: failed to persist detached endpoint");
+        }
+    }
+
+    /// Brings back an endpoint whose addresses the manager could not take back, so that a
+    /// missing manager leaves it usable rather than half-deleted. If this fails too, it
+    /// stays `deleting` and the next delete or start finishes.
+    async fn undo_endpoint_delete(&mut self, mut endpoint: EndpointRecord) {
+        let Some(network) = self
+            .networks
+            .get(&endpoint.network)
+            .map(|s| s.record.clone())
+        else {
+            return;
+        };
+        let recreated = match self.network_driver(&network) {
+            Ok(d) => d
+                .create_endpoint(&network, &endpoint)
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recreated {
+            warn!(endpoint = %endpoint.name, error = %e, "rollback: driver failed to recreate endpoint");
+            return;
+        }
+        endpoint.lifecycle = Lifecycle::Ready;
+        if let Err(e) = self.save(endpoint.clone()).await {
+            warn!(endpoint = %endpoint.name, error = %e, "rollback: failed to persist the endpoint");
         }
     }
 
@@ -370,6 +429,9 @@ impl Core {
             }
         }
         self.release_endpoint_addresses(endpoint);
+        if let Err(e) = self.release_global_addresses(endpoint).await {
+            warn!(endpoint = %endpoint.name, error = %e, "rollback: addresses stay held at the manager");
+        }
         if let Err(e) = self.erase::<EndpointRecord>(&endpoint.id).await {
             warn!(endpoint = %endpoint.name, error = %e, "rollback: failed to delete endpoint record");
         }

@@ -11,12 +11,14 @@
 //!   final delete of the record that held the addresses.
 
 mod endpoint;
+mod global;
 mod info;
 mod network;
 mod recovery;
 mod resolve;
 mod sandbox;
 
+use crate::cluster::{ClusterPlane, Standalone};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -38,6 +40,8 @@ pub struct ControllerConfig {
     pub ipam: IpamConfig,
     /// Prefix of every namespace this agent creates (several agents may share a host).
     pub netns_prefix: String,
+    /// The cluster: the manager's allocator, NetworkDB, driver events.
+    pub cluster: Arc<dyn ClusterPlane>,
 }
 
 impl Default for ControllerConfig {
@@ -45,6 +49,7 @@ impl Default for ControllerConfig {
         ControllerConfig {
             ipam: IpamConfig::default(),
             netns_prefix: "weft-".to_owned(),
+            cluster: Arc::new(Standalone),
         }
     }
 }
@@ -72,6 +77,7 @@ pub struct Core {
     ipam: Ipam,
     drivers: DriverRegistry,
     kernel: Arc<dyn Kernel>,
+    cluster: Arc<dyn ClusterPlane>,
     netns_prefix: String,
     networks: BTreeMap<NetworkId, Stored<NetworkRecord>>,
     endpoints: BTreeMap<EndpointId, Stored<EndpointRecord>>,
@@ -123,6 +129,7 @@ impl Core {
             ipam,
             drivers,
             kernel,
+            cluster: config.cluster,
             netns_prefix: config.netns_prefix,
             networks: BTreeMap::new(),
             endpoints: BTreeMap::new(),
@@ -131,6 +138,7 @@ impl Core {
         };
         core.load().await?;
         core.recover().await?;
+        core.announce().await;
         Ok(core)
     }
 

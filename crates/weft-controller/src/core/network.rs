@@ -24,6 +24,9 @@ impl Core {
         let driver = self.drivers.get(&driver_name)?;
         self.check_network_name_free(&req)?;
         let capability = driver.capability();
+        if capability.scope == Scope::Global {
+            return self.create_global_network(req, driver).await;
+        }
         let requests = if capability.ipam {
             subnet_requests(&req)?
         } else if req.subnets.is_empty() && !req.ipv6 {
@@ -75,6 +78,7 @@ impl Core {
             return Err(e);
         }
         crash::point(crash::NETWORK_CREATE_DONE);
+        self.cluster.network_up(&record, driver);
         info!(network = %record.name, id = %record.id.short(), driver = %record.driver, "created network");
         self.network_info(&record.id)
     }
@@ -100,6 +104,14 @@ impl Core {
             self.delete_endpoint_record(endpoint.id.clone(), true)
                 .await?;
         }
+        if network.scope == Scope::Global {
+            // The manager refuses while other hosts have endpoints on it; its deletion
+            // then reaches the other hosts through NetworkDB.
+            self.cluster
+                .delete_network(&network.id)
+                .await
+                .map_err(|e| e.context(format!("cannot delete network {}", network.name)))?;
+        }
         self.finish_network_delete(network).await
     }
 
@@ -114,6 +126,7 @@ impl Core {
             self.save(network.clone()).await?;
         }
         crash::point(crash::NETWORK_DELETE_MARK);
+        self.cluster.network_down(&network.id);
         driver.delete_network(&network.id).await?;
         crash::point(crash::NETWORK_DELETE_DRIVER);
         // From here to the final delete, nothing is written: the record keeps describing
@@ -294,7 +307,7 @@ fn subnet_requests(req: &CreateNetworkRequest) -> Result<Vec<SubnetRequest>, Err
     Ok(requests)
 }
 
-fn validate_subnet_request(r: &SubnetRequest) -> Result<(), Error> {
+pub(super) fn validate_subnet_request(r: &SubnetRequest) -> Result<(), Error> {
     let Some(subnet) = r.subnet else {
         if r.gateway.is_some() || r.ip_range.is_some() {
             return Err(Error::invalid(

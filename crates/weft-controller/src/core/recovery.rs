@@ -14,10 +14,10 @@
 use super::Core;
 use super::sandbox::kernel_error;
 use std::collections::BTreeSet;
-use tracing::info;
+use tracing::{info, warn};
 use weft_drivers::Wanted;
 use weft_os::NsName;
-use weft_types::{Attachment, DriverName, Error, Lifecycle, NetworkRecord};
+use weft_types::{Attachment, DriverName, Error, ErrorKind, Lifecycle, NetworkRecord, Scope};
 
 impl Core {
     pub(crate) async fn recover(&mut self) -> Result<(), Error> {
@@ -104,6 +104,8 @@ impl Core {
         let mut networks: Vec<NetworkRecord> =
             self.networks.values().map(|s| s.record.clone()).collect();
         networks.sort_by_key(|n| (n.created_ms, n.subnets.first().map(|s| s.subnet)));
+        // Global networks' addresses belong to the manager's allocator.
+        networks.retain(|n| n.scope == Scope::Local);
         for network in &networks {
             self.reserve_network(network)?;
             if network.auto_subnet {
@@ -157,7 +159,14 @@ impl Core {
             .collect();
         for id in &stale {
             info!(endpoint = %id.short(), "recovery: deleting endpoint left half-done");
-            self.delete_endpoint_record(id.clone(), true).await?;
+            match self.delete_endpoint_record(id.clone(), true).await {
+                // An endpoint of a global network whose manager is away stays `deleting`:
+                // the agent starts, and `weft endpoint rm` or the next start finishes it.
+                Err(e) if e.kind == ErrorKind::Unavailable => {
+                    warn!(endpoint = %id.short(), error = %e, "recovery: endpoint left deleting until a manager answers");
+                }
+                other => other?,
+            }
         }
         Ok(stale.len())
     }

@@ -45,17 +45,30 @@ impl Harness {
                 global: vec![PredefinedPool::new("198.19.128.0/17".parse().unwrap(), 24).unwrap()],
             },
             netns_prefix: "t-".to_owned(),
+            ..ControllerConfig::default()
         }
     }
 
     /// Opens (or reopens, as after a restart) the controller on the harness's store.
     pub async fn open(&self) -> Result<Core, weft_types::Error> {
+        self.open_in(Self::config(), Vec::new()).await
+    }
+
+    /// Opens the controller with `config` and `extra` drivers besides the usual ones.
+    pub async fn open_in(
+        &self,
+        config: ControllerConfig,
+        extra: Vec<Arc<dyn weft_drivers::Driver>>,
+    ) -> Result<Core, weft_types::Error> {
         let store = Store::open(self.dir.path()).unwrap();
         let mut drivers = DriverRegistry::new();
         drivers.register(Arc::new(PassiveDriver::null()));
         drivers.register(Arc::new(self.fake.clone()));
         drivers.register(Arc::new(self.fake_host.clone()));
-        Core::open(Self::config(), store, drivers, self.kernel.clone()).await
+        for driver in extra {
+            drivers.register(driver);
+        }
+        Core::open(config, store, drivers, self.kernel.clone()).await
     }
 }
 

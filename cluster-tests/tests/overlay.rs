@@ -1,0 +1,323 @@
+//! The VXLAN overlay across hosts: sandboxes on three hosts reach each other over one
+//! overlay network (ICMP, TCP, the largest unfragmented packet and not one byte more), a
+//! second overlay network is isolated from the first, peers follow leaves, deaths and
+//! returns of hosts, an FDB entry removed by hand comes back, and an agent killed with
+//! `kill -9` brings its sandboxes' connectivity back without leaks or "file exists".
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use cluster_tests::{Agent, Cluster, ClusterOptions, wait_until};
+use std::process::Command;
+use std::time::Duration;
+
+/// The underlay MTU of the harness's hosts, and the overlay's: 50 bytes of VXLAN less.
+const UNDERLAY_MTU: u32 = 1500;
+const OVERLAY_MTU: u32 = UNDERLAY_MTU - 50;
+
+fn options() -> ClusterOptions {
+    ClusterOptions::default().args([
+        "--gossip-interval",
+        "100ms",
+        "--suspicion-window",
+        "3s",
+        "--repair-interval",
+        "1s",
+    ])
+}
+
+fn wait_alive(cluster: &Cluster, n: usize) {
+    for (i, agent) in cluster.hosts() {
+        wait_until(
+            &format!("host {i} to see {n} alive nodes"),
+            Duration::from_secs(30),
+            || {
+                let nodes = agent.json(&["node", "ls"]);
+                let alive = nodes
+                    .as_array()?
+                    .iter()
+                    .filter(|n| n["status"] == "alive")
+                    .count();
+                (alive == n).then_some(())
+            },
+        )
+        .unwrap();
+    }
+}
+
+/// Creates an overlay network on host 1 and waits until every host has it.
+fn overlay(cluster: &Cluster, name: &str, subnet: &str) {
+    cluster.host(1).ok(&[
+        "network", "create", "-d", "overlay", "--subnet", subnet, name,
+    ]);
+    for (i, agent) in cluster.hosts() {
+        wait_until(
+            &format!("host {i} to adopt {name}"),
+            Duration::from_secs(10),
+            || {
+                agent
+                    .cli(&["network", "inspect", name])
+                    .success()
+                    .then_some(())
+            },
+        )
+        .unwrap();
+    }
+}
+
+fn run(agent: &Agent, name: &str, network: &str) -> String {
+    let out = agent.ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        network,
+        "--",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(out.trim(), name);
+    agent.ip_of(name, network)
+}
+
+/// Waits until `sandbox` on `agent` gets an echo reply from `ip`.
+fn wait_ping(agent: &Agent, sandbox: &str, ip: &str, within: Duration) {
+    wait_until(&format!("{sandbox} to reach {ip}"), within, || {
+        agent.ping(sandbox, ip, 1).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", agent.log()));
+}
+
+/// One ping of `size` payload bytes with DF set; true when answered.
+fn ping_df(agent: &Agent, sandbox: &str, ip: &str, size: u32) -> bool {
+    agent
+        .cli(&[
+            "exec",
+            sandbox,
+            "--",
+            "ping",
+            "-n",
+            "-q",
+            "-c1",
+            "-W2",
+            "-M",
+            "do",
+            "-s",
+            &size.to_string(),
+            ip,
+        ])
+        .success()
+}
+
+/// The MACs with a remote VTEP in the FDB of `agent`'s only overlay namespace of `network`.
+fn fdb_macs(agent: &Agent, network_id: &str) -> Vec<String> {
+    let ns = agent
+        .overlay_namespaces()
+        .into_iter()
+        .find(|n| n.ends_with(&network_id[..12]))
+        .unwrap_or_else(|| panic!("no overlay namespace for {network_id}"));
+    let out = Command::new("bridge")
+        .args(["-n", &ns, "fdb", "show"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(" dst ") && !l.starts_with("00:00:00:00:00:00"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+fn mac_of(agent: &Agent, sandbox: &str) -> String {
+    let info = agent.json(&["sandbox", "inspect", sandbox]);
+    info[0]["endpoints"][0]["mac"]
+        .as_str()
+        .unwrap()
+        .to_lowercase()
+}
+
+fn network_id(agent: &Agent, network: &str) -> String {
+    agent.json(&["network", "inspect", network])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn sandboxes_on_three_hosts_share_an_overlay_and_nothing_else() {
+    let cluster = Cluster::start(3, options()).unwrap();
+    wait_alive(&cluster, 3);
+    overlay(&cluster, "ov1", "198.19.200.0/24");
+    let ips: Vec<String> = (1..=3)
+        .map(|i| run(cluster.host(i), &format!("a{i}"), "ov1"))
+        .collect();
+
+    // Every pair, both protocols.
+    for i in 1..=3 {
+        cluster
+            .host(i)
+            .ok(&["exec", &format!("a{i}"), "--", "iperf3", "-s", "-D"]);
+    }
+    for from in 1..=3 {
+        for to in 1..=3 {
+            if from == to {
+                continue;
+            }
+            let agent = cluster.host(from);
+            let sandbox = format!("a{from}");
+            wait_ping(agent, &sandbox, &ips[to - 1], Duration::from_secs(5));
+            let tcp = wait_until("tcp", Duration::from_secs(5), || {
+                agent
+                    .tcp_connects(&sandbox, &ips[to - 1], 5201)
+                    .then_some(())
+            });
+            assert!(tcp.is_ok(), "TCP a{from} -> a{to} ({})", ips[to - 1]);
+        }
+    }
+
+    // The MTU comes from the underlay: the largest unfragmented packet passes, one byte
+    // more is refused.
+    // (`ip` rather than /sys: sysfs shows the namespace it was mounted in, not the sandbox.)
+    let link = cluster
+        .host(1)
+        .ok(&["exec", "a1", "--", "ip", "-o", "link", "show", "eth0"]);
+    assert!(
+        link.contains(&format!(" mtu {OVERLAY_MTU} ")),
+        "sandbox eth0: {link}"
+    );
+    let largest = OVERLAY_MTU - 28;
+    assert!(ping_df(cluster.host(1), "a1", &ips[1], largest));
+    assert!(!ping_df(cluster.host(1), "a1", &ips[1], largest + 1));
+
+    // A second overlay network on the same hosts: its sandboxes reach each other, not ov1's.
+    overlay(&cluster, "ov2", "198.19.201.0/24");
+    let ips2: Vec<String> = (1..=3)
+        .map(|i| run(cluster.host(i), &format!("b{i}"), "ov2"))
+        .collect();
+    wait_ping(cluster.host(1), "b1", &ips2[2], Duration::from_secs(5));
+    for to in 1..=3 {
+        assert!(
+            !cluster.host(1).ping("b1", &ips[to - 1], 1),
+            "ov2 reached ov1's a{to}"
+        );
+        assert!(
+            !cluster.host(2).ping("a2", &ips2[to - 1], 1),
+            "ov1 reached ov2's b{to}"
+        );
+    }
+}
+
+#[test]
+fn peers_follow_leaves_deaths_returns_and_hand_edits() {
+    let mut cluster = Cluster::start(3, options()).unwrap();
+    wait_alive(&cluster, 3);
+    overlay(&cluster, "ov1", "198.19.202.0/24");
+    let nid = network_id(cluster.host(1), "ov1");
+    let ips: Vec<String> = (1..=3)
+        .map(|i| run(cluster.host(i), &format!("a{i}"), "ov1"))
+        .collect();
+    let macs: Vec<String> = (1..=3)
+        .map(|i| mac_of(cluster.host(i), &format!("a{i}")))
+        .collect();
+    wait_ping(cluster.host(1), "a1", &ips[2], Duration::from_secs(5));
+    let has = |agent: &Agent, mac: &str| fdb_macs(agent, &nid).iter().any(|m| m == mac);
+    assert!(has(cluster.host(1), &macs[1]) && has(cluster.host(1), &macs[2]));
+
+    // An FDB entry deleted by hand is restored by the repair (every second here).
+    let ns1 = cluster
+        .host(1)
+        .overlay_namespaces()
+        .into_iter()
+        .find(|n| n.ends_with(&nid[..12]))
+        .unwrap();
+    let vx = fdb_device(&ns1);
+    let status = Command::new("bridge")
+        .args(["-n", &ns1, "fdb", "del", &macs[2], "dev", &vx, "self"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(!has(cluster.host(1), &macs[2]));
+    wait_until(
+        "the repair to restore the entry",
+        Duration::from_secs(5),
+        || has(cluster.host(1), &macs[2]).then_some(()),
+    )
+    .unwrap();
+
+    // A sandbox that goes away disappears from the other hosts' tables.
+    cluster.host(2).ok(&["sandbox", "rm", "-f", "a2"]);
+    wait_until("host 1 to drop a2", Duration::from_secs(5), || {
+        (!has(cluster.host(1), &macs[1])).then_some(())
+    })
+    .unwrap();
+    assert!(has(cluster.host(1), &macs[2]), "a3 stays");
+
+    // A killed host: its peers stay while it is suspect, go once it is dead, and come back
+    // when it returns; its sandbox is reachable again.
+    cluster.kill9(3).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(has(cluster.host(1), &macs[2]), "kept while suspect");
+    wait_until(
+        "host 1 to drop dead host 3's peer",
+        Duration::from_secs(15),
+        || (!has(cluster.host(1), &macs[2])).then_some(()),
+    )
+    .unwrap();
+    cluster.restart(3).unwrap();
+    wait_until(
+        "host 1 to restore host 3's peer",
+        Duration::from_secs(15),
+        || has(cluster.host(1), &macs[2]).then_some(()),
+    )
+    .unwrap();
+    wait_ping(cluster.host(1), "a1", &ips[2], Duration::from_secs(5));
+}
+
+#[test]
+fn a_killed_agent_brings_its_overlay_back_without_leaks() {
+    let mut cluster = Cluster::start(2, options()).unwrap();
+    wait_alive(&cluster, 2);
+    overlay(&cluster, "ov1", "198.19.203.0/24");
+    let ip1 = run(cluster.host(1), "a1", "ov1");
+    let ip2 = run(cluster.host(2), "a2", "ov1");
+    wait_ping(cluster.host(2), "a2", &ip1, Duration::from_secs(5));
+    let namespaces = (
+        cluster.host(2).namespaces(),
+        cluster.host(2).overlay_namespaces(),
+    );
+    let links = cluster.host(2).host_ip(&["-br", "link"]).unwrap();
+
+    for _ in 0..2 {
+        cluster.kill9(2).unwrap();
+        cluster.restart(2).unwrap();
+        wait_ping(cluster.host(2), "a2", &ip1, Duration::from_secs(10));
+        wait_ping(cluster.host(1), "a1", &ip2, Duration::from_secs(10));
+        let log = cluster.host(2).log();
+        assert!(!log.to_lowercase().contains("file exists"), "{log}");
+        assert_eq!(
+            (
+                cluster.host(2).namespaces(),
+                cluster.host(2).overlay_namespaces()
+            ),
+            namespaces
+        );
+        assert_eq!(cluster.host(2).host_ip(&["-br", "link"]).unwrap(), links);
+    }
+
+    // Leaving the last endpoint removes the overlay namespace; nothing is left.
+    cluster.host(2).ok(&["sandbox", "rm", "-f", "a2"]);
+    assert!(cluster.host(2).overlay_namespaces().is_empty());
+    assert!(cluster.host(2).namespaces().is_empty());
+}
+
+/// The vxlan device of an overlay namespace.
+fn fdb_device(ns: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-br", "link", "show", "type", "vxlan"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+        .unwrap()
+}

@@ -1,0 +1,112 @@
+//! What the controller needs from the cluster, as one trait the agent implements
+//! ([`ClusterPlane`]): the manager's allocator for global networks, NetworkDB for the
+//! entries drivers publish, and the per-network driver event actors.
+//!
+//! The controller stays free of RPC and gossip: it calls these methods at fixed points of
+//! its operations (see the module docs of `core`), and tests hand it a fake.
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use weft_drivers::{Driver, TableEntry};
+use weft_manager::NetworkMeta;
+use weft_types::api::SubnetRequest;
+use weft_types::{EndpointId, Error, ErrorKind, Name, NetworkId, NetworkRecord};
+
+/// The controller's view of the cluster.
+#[async_trait]
+pub trait ClusterPlane: Send + Sync + fmt::Debug {
+    /// Asks a manager to create a global network; returns its definition.
+    async fn create_network(
+        &self,
+        name: &Name,
+        subnets: &[SubnetRequest],
+        meta: NetworkMeta,
+    ) -> Result<NetworkRecord, Error>;
+
+    /// Asks a manager to delete a global network (refused while endpoints hold addresses).
+    async fn delete_network(&self, network: &NetworkId) -> Result<(), Error>;
+
+    /// Asks a manager for an endpoint's addresses; the same endpoint gets the same ones.
+    async fn allocate_address(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+        ip: Option<IpAddr>,
+    ) -> Result<Vec<IpNet>, Error>;
+
+    /// Asks a manager to release an endpoint's addresses; releasing twice succeeds.
+    async fn release_address(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+    ) -> Result<(), Error>;
+
+    /// Publishes entries in NetworkDB, owned by this node (replacing earlier values).
+    async fn publish(&self, network: &NetworkId, entries: &[TableEntry]) -> Result<(), Error>;
+
+    /// Withdraws entries this node published; absent ones are fine.
+    async fn withdraw(&self, network: &NetworkId, entries: &[TableEntry]) -> Result<(), Error>;
+
+    /// The network now exists here: its driver starts receiving the events of the tables
+    /// it declares, beginning with those that arrived before.
+    fn network_up(&self, network: &NetworkRecord, driver: Arc<dyn Driver>);
+
+    /// The network is gone from this host: its driver stops receiving events.
+    fn network_down(&self, network: &NetworkId);
+}
+
+/// No cluster: global networks cannot be made, and nothing is published. For tests and
+/// for embedding the controller alone.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Standalone;
+
+fn no_cluster() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "this agent is not part of a cluster: global networks need a manager",
+    )
+}
+
+#[async_trait]
+impl ClusterPlane for Standalone {
+    async fn create_network(
+        &self,
+        _: &Name,
+        _: &[SubnetRequest],
+        _: NetworkMeta,
+    ) -> Result<NetworkRecord, Error> {
+        Err(no_cluster())
+    }
+
+    async fn delete_network(&self, _: &NetworkId) -> Result<(), Error> {
+        Err(no_cluster())
+    }
+
+    async fn allocate_address(
+        &self,
+        _: &NetworkId,
+        _: &EndpointId,
+        _: Option<IpAddr>,
+    ) -> Result<Vec<IpNet>, Error> {
+        Err(no_cluster())
+    }
+
+    async fn release_address(&self, _: &NetworkId, _: &EndpointId) -> Result<(), Error> {
+        Err(no_cluster())
+    }
+
+    async fn publish(&self, _: &NetworkId, _: &[TableEntry]) -> Result<(), Error> {
+        Ok(())
+    }
+
+    async fn withdraw(&self, _: &NetworkId, _: &[TableEntry]) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn network_up(&self, _: &NetworkRecord, _: Arc<dyn Driver>) {}
+
+    fn network_down(&self, _: &NetworkId) {}
+}

@@ -1,0 +1,268 @@
+//! Driver events: the gossip-driven half of the driver API (libnetwork's EventNotify and
+//! node discovery), and the periodic repair of drivers' kernel state.
+//!
+//! [`DriverEvents`] (one per host) receives every table event the agent hears from
+//! NetworkDB and routes it to the [`NetworkDriver`] actor of its network (one per
+//! network), which hands it to the driver. Each network's events are applied in order,
+//! one at a time, and one network's slow driver call never delays another's. Events for a
+//! network that does not exist here yet are kept, coalesced per key, and delivered first
+//! when the network comes up.
+
+use actix::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{debug, info, warn};
+use weft_drivers::{Driver, EventNotify, NodeDiscovery};
+use weft_types::{NetworkId, NetworkRecord};
+
+/// Events kept per network that does not exist here yet; beyond, the oldest keys win
+/// and later ones are dropped with a warning (the repair and the next update catch up).
+const MAX_PENDING_PER_NETWORK: usize = 16_384;
+/// Networks with pending events; beyond, events of further unknown networks are dropped.
+const MAX_PENDING_NETWORKS: usize = 1024;
+
+/// The network exists here: start delivering its events.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct NetworkUp {
+    pub network: NetworkRecord,
+    pub driver: Arc<dyn Driver>,
+}
+
+/// The network is gone from this host.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct NetworkDown {
+    pub network: NetworkId,
+}
+
+/// A change another node made to a table entry.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Notify(pub EventNotify);
+
+/// A node joined or left.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Discover(pub NodeDiscovery);
+
+/// Counters for diagnostics.
+#[derive(Message, Debug)]
+#[rtype(result = "EventStats")]
+pub struct Stats;
+
+/// What the router has done.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EventStats {
+    pub delivered: u64,
+    pub pending: usize,
+    pub dropped: u64,
+    pub repairs: u64,
+}
+
+struct Route {
+    tables: Vec<String>,
+    actor: Addr<NetworkDriver>,
+}
+
+/// Routes table events to per-network driver actors; runs the periodic repair.
+pub struct DriverEvents {
+    drivers: Vec<Arc<dyn Driver>>,
+    routes: HashMap<NetworkId, Route>,
+    pending: HashMap<NetworkId, BTreeMap<(String, String), EventNotify>>,
+    repair_every: Option<Duration>,
+    stats: EventStats,
+}
+
+impl std::fmt::Debug for DriverEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverEvents")
+            .field("networks", &self.routes.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DriverEvents {
+    /// A router for `drivers` (node discovery and repair go to every one of them);
+    /// `repair_every` is the period of the kernel repair, `None` for never.
+    pub fn new(drivers: Vec<Arc<dyn Driver>>, repair_every: Option<Duration>) -> Self {
+        DriverEvents {
+            drivers,
+            routes: HashMap::new(),
+            pending: HashMap::new(),
+            repair_every,
+            stats: EventStats::default(),
+        }
+    }
+
+    fn deliver(&mut self, event: EventNotify) {
+        if let Some(route) = self.routes.get(&event.network) {
+            if route.tables.contains(&event.table) {
+                self.stats.delivered += 1;
+                route.actor.do_send(Notify(event));
+            }
+            return;
+        }
+        if !self.pending.contains_key(&event.network) && self.pending.len() >= MAX_PENDING_NETWORKS
+        {
+            self.stats.dropped += 1;
+            return;
+        }
+        let kept = self.pending.entry(event.network.clone()).or_default();
+        let slot = (event.table.clone(), event.key.clone());
+        match kept.remove(&slot) {
+            // Two changes of one key fold into one: the first's previous value, the
+            // last's new value; a create then a delete is nothing.
+            Some(first) => {
+                if first.prev.is_some() || event.value.is_some() {
+                    kept.insert(
+                        slot,
+                        EventNotify {
+                            prev: first.prev,
+                            ..event
+                        },
+                    );
+                }
+            }
+            None if kept.len() >= MAX_PENDING_PER_NETWORK => {
+                self.stats.dropped += 1;
+                warn!(network = %event.network.short(), "too many events for a network unknown here: dropping");
+            }
+            None => {
+                kept.insert(slot, event);
+            }
+        }
+    }
+}
+
+impl Actor for DriverEvents {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(65_536);
+        if let Some(every) = self.repair_every {
+            ctx.run_interval(every, |act, ctx| {
+                for driver in act.drivers.clone() {
+                    let fut = async move { (driver.name().clone(), driver.repair().await) };
+                    ctx.spawn(fut.into_actor(act).map(|(name, result), act, _| match result {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            act.stats.repairs += n as u64;
+                            info!(driver = %name, repaired = n, "repaired kernel state changed behind the agent's back");
+                        }
+                        Err(e) => warn!(driver = %name, error = %e, "repair failed"),
+                    }));
+                }
+            });
+        }
+    }
+}
+
+impl Handler<NetworkUp> for DriverEvents {
+    type Result = ();
+
+    fn handle(&mut self, msg: NetworkUp, _: &mut Context<Self>) {
+        let id = msg.network.id.clone();
+        if self.routes.contains_key(&id) {
+            return;
+        }
+        let tables = msg.driver.event_tables(&msg.network);
+        let actor = NetworkDriver {
+            network: id.clone(),
+            driver: msg.driver,
+        }
+        .start();
+        self.routes.insert(id.clone(), Route { tables, actor });
+        for (_, event) in self.pending.remove(&id).unwrap_or_default() {
+            self.deliver(event);
+        }
+    }
+}
+
+impl Handler<NetworkDown> for DriverEvents {
+    type Result = ();
+
+    fn handle(&mut self, msg: NetworkDown, _: &mut Context<Self>) {
+        // Dropping the last address stops the network's actor once its mailbox is empty.
+        self.routes.remove(&msg.network);
+        self.pending.remove(&msg.network);
+    }
+}
+
+impl Handler<Notify> for DriverEvents {
+    type Result = ();
+
+    fn handle(&mut self, msg: Notify, _: &mut Context<Self>) {
+        self.deliver(msg.0);
+    }
+}
+
+impl Handler<Discover> for DriverEvents {
+    type Result = ();
+
+    fn handle(&mut self, msg: Discover, ctx: &mut Context<Self>) {
+        let interested: Vec<Arc<dyn Driver>> = self
+            .drivers
+            .iter()
+            .filter(|d| d.wants_discovery())
+            .cloned()
+            .collect();
+        for driver in interested {
+            let event = msg.0.clone();
+            ctx.spawn(
+                async move {
+                    if let Err(e) = driver.discover(&event).await {
+                        warn!(driver = %driver.name(), node = %event.node, error = %e, "node discovery failed");
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+    }
+}
+
+impl Handler<Stats> for DriverEvents {
+    type Result = MessageResult<Stats>;
+
+    fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
+        let mut stats = self.stats.clone();
+        stats.pending = self.pending.values().map(BTreeMap::len).sum();
+        MessageResult(stats)
+    }
+}
+
+/// One network's driver, receiving that network's events in order.
+#[derive(Debug)]
+pub struct NetworkDriver {
+    network: NetworkId,
+    driver: Arc<dyn Driver>,
+}
+
+impl Actor for NetworkDriver {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(65_536);
+    }
+}
+
+impl Handler<Notify> for NetworkDriver {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: Notify, _: &mut Context<Self>) -> Self::Result {
+        let driver = self.driver.clone();
+        let network = self.network.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let event = msg.0;
+                match driver.event_notify(&event).await {
+                    Ok(()) => debug!(network = %network.short(), table = %event.table, key = %event.key, "applied table event"),
+                    Err(e) => warn!(network = %network.short(), table = %event.table, key = %event.key, owner = %event.owner, error = %e, "driver refused a table event"),
+                }
+            }
+            .into_actor(self),
+        ))
+    }
+}

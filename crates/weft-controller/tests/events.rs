@@ -1,0 +1,121 @@
+//! Driver events: a network's events reach its driver in order, events that arrive before
+//! the network exists here are kept (folded per key) and delivered when it comes up, and
+//! a network that went down receives nothing more.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use actix::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+use weft_controller::events::{DriverEvents, NetworkDown, NetworkUp, Notify, Stats};
+use weft_drivers::fake::{FAKE_TABLE, FakeDriver};
+use weft_drivers::{Capability, Driver, EventNotify};
+use weft_types::{Lifecycle, NetworkId, NetworkRecord, Scope};
+
+fn driver() -> FakeDriver {
+    FakeDriver::with_capability(
+        "ov".parse().unwrap(),
+        Capability {
+            scope: Scope::Global,
+            ipam: true,
+            host_namespace: false,
+        },
+    )
+}
+
+fn record(id: &NetworkId) -> NetworkRecord {
+    NetworkRecord {
+        id: id.clone(),
+        name: "g1".parse().unwrap(),
+        driver: "ov".parse().unwrap(),
+        scope: Scope::Global,
+        subnets: vec![],
+        auto_subnet: true,
+        ipv6: false,
+        internal: false,
+        attachable: true,
+        options: Default::default(),
+        labels: Default::default(),
+        created_ms: 1,
+        lifecycle: Lifecycle::Ready,
+    }
+}
+
+fn event(network: &NetworkId, key: &str, prev: Option<&str>, value: Option<&str>) -> EventNotify {
+    EventNotify {
+        network: network.clone(),
+        table: FAKE_TABLE.to_owned(),
+        key: key.to_owned(),
+        owner: "h2".to_owned(),
+        prev: prev.map(|v| v.as_bytes().to_vec()),
+        value: value.map(|v| v.as_bytes().to_vec()),
+    }
+}
+
+/// Waits (bounded) until the driver has received `n` events.
+async fn received(driver: &FakeDriver, n: usize) -> Vec<EventNotify> {
+    for _ in 0..200 {
+        let events = driver.state().events;
+        if events.len() >= n {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    driver.state().events
+}
+
+#[actix::test]
+async fn events_wait_for_their_network_and_stop_after_it() {
+    let fake = driver();
+    let as_driver: Arc<dyn Driver> = Arc::new(fake.clone());
+    let router = DriverEvents::new(vec![as_driver.clone()], None).start();
+    let net = NetworkId::random();
+
+    // Before the network exists here: a create then an update of one key fold into one
+    // create with the last value; a create then a delete of another is nothing.
+    router.do_send(Notify(event(&net, "a", None, Some("1"))));
+    router.do_send(Notify(event(&net, "a", Some("1"), Some("2"))));
+    router.do_send(Notify(event(&net, "b", None, Some("x"))));
+    router.do_send(Notify(event(&net, "b", Some("x"), None)));
+    let stats = router.send(Stats).await.unwrap();
+    assert_eq!(stats.pending, 1);
+    assert!(fake.state().events.is_empty());
+
+    router
+        .send(NetworkUp {
+            network: record(&net),
+            driver: as_driver.clone(),
+        })
+        .await
+        .unwrap();
+    let events = received(&fake, 1).await;
+    assert_eq!(events, vec![event(&net, "a", None, Some("2"))]);
+
+    // Live events, in order; other tables are not delivered.
+    for i in 0..50 {
+        let prev = i.to_string();
+        let next = (i + 1).to_string();
+        router.do_send(Notify(event(&net, "a", Some(&prev), Some(&next))));
+    }
+    let mut other = event(&net, "c", None, Some("1"));
+    other.table = "other_table".to_owned();
+    router.do_send(Notify(other));
+    let events = received(&fake, 51).await;
+    assert_eq!(events.len(), 51);
+    let values: Vec<String> = events[1..]
+        .iter()
+        .map(|e| String::from_utf8(e.value.clone().unwrap()).unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=50).map(|i| i.to_string()).collect();
+    assert_eq!(values, expected);
+
+    router
+        .send(NetworkDown {
+            network: net.clone(),
+        })
+        .await
+        .unwrap();
+    router.do_send(Notify(event(&net, "z", None, Some("1"))));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(fake.state().events.len(), 51);
+}

@@ -1,0 +1,318 @@
+//! Global networks in the controller, against a cluster plane backed by a real allocator
+//! service: addresses come from the manager, entries are published after a join and
+//! withdrawn at leave, a restart publishes again, and a missing manager is a clear error
+//! that changes nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use async_trait::async_trait;
+use common::{Harness, endpoint, network, sandbox};
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use weft_controller::{ClusterPlane, ControllerConfig};
+use weft_drivers::fake::{FAKE_TABLE, FakeDriver};
+use weft_drivers::{Capability, Driver, TableEntry};
+use weft_manager::{
+    AllocatorConfig, ManagerRequest, ManagerResponse, ManagerService, ManagerStore, NetworkMeta,
+};
+use weft_types::api::SubnetRequest;
+use weft_types::{EndpointId, Error, ErrorKind, Name, NetworkId, NetworkRecord, Scope};
+
+#[derive(Debug)]
+struct Plane {
+    _dir: tempfile::TempDir,
+    service: ManagerService,
+    up: AtomicBool,
+    published: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+    networks_up: Mutex<Vec<NetworkId>>,
+}
+
+impl Plane {
+    fn new() -> Arc<Plane> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = weft_store::Store::open(dir.path()).unwrap();
+        let config = AllocatorConfig {
+            pools: vec![
+                weft_ipam::PredefinedPool::new("198.19.128.0/17".parse().unwrap(), 24).unwrap(),
+            ],
+            ..AllocatorConfig::default()
+        };
+        Arc::new(Plane {
+            service: ManagerService::new(ManagerStore::open(store, config).unwrap()),
+            _dir: dir,
+            up: AtomicBool::new(true),
+            published: Mutex::default(),
+            networks_up: Mutex::default(),
+        })
+    }
+
+    fn ask(&self, request: ManagerRequest) -> Result<ManagerResponse, Error> {
+        if !self.up.load(Ordering::SeqCst) {
+            return Err(Error::new(ErrorKind::Unavailable, "no manager reachable"));
+        }
+        self.service.handle(request)
+    }
+
+    fn published(&self) -> BTreeMap<(String, String), Vec<u8>> {
+        self.published.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl ClusterPlane for Plane {
+    async fn create_network(
+        &self,
+        name: &Name,
+        subnets: &[SubnetRequest],
+        meta: NetworkMeta,
+    ) -> Result<NetworkRecord, Error> {
+        match self.ask(ManagerRequest::CreateNetwork {
+            name: name.clone(),
+            subnets: subnets.to_vec(),
+            meta,
+        })? {
+            ManagerResponse::Network(r) => Ok(r),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn delete_network(&self, id: &NetworkId) -> Result<(), Error> {
+        self.ask(ManagerRequest::DeleteNetwork { id: id.clone() })
+            .map(drop)
+    }
+
+    async fn allocate_address(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+        ip: Option<IpAddr>,
+    ) -> Result<Vec<IpNet>, Error> {
+        match self.ask(ManagerRequest::AllocateAddress {
+            network: network.clone(),
+            endpoint: endpoint.to_string(),
+            ip,
+        })? {
+            ManagerResponse::Addresses(a) => Ok(a),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn release_address(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+    ) -> Result<(), Error> {
+        self.ask(ManagerRequest::ReleaseAddress {
+            network: network.clone(),
+            endpoint: endpoint.to_string(),
+        })
+        .map(drop)
+    }
+
+    async fn publish(&self, _: &NetworkId, entries: &[TableEntry]) -> Result<(), Error> {
+        let mut published = self.published.lock().unwrap();
+        for e in entries {
+            published.insert((e.table.clone(), e.key.clone()), e.value.clone());
+        }
+        Ok(())
+    }
+
+    async fn withdraw(&self, _: &NetworkId, entries: &[TableEntry]) -> Result<(), Error> {
+        let mut published = self.published.lock().unwrap();
+        for e in entries {
+            published.remove(&(e.table.clone(), e.key.clone()));
+        }
+        Ok(())
+    }
+
+    fn network_up(&self, network: &NetworkRecord, _: Arc<dyn Driver>) {
+        self.networks_up.lock().unwrap().push(network.id.clone());
+    }
+
+    fn network_down(&self, network: &NetworkId) {
+        self.networks_up.lock().unwrap().retain(|n| n != network);
+    }
+}
+
+fn global_driver() -> FakeDriver {
+    FakeDriver::with_capability(
+        "ov".parse().unwrap(),
+        Capability {
+            scope: Scope::Global,
+            ipam: true,
+            host_namespace: false,
+        },
+    )
+}
+
+async fn open(h: &Harness, plane: &Arc<Plane>, driver: &FakeDriver) -> weft_controller::Core {
+    let config = ControllerConfig {
+        cluster: plane.clone(),
+        ..Harness::config()
+    };
+    h.open_in(config, vec![Arc::new(driver.clone())])
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_global_network_takes_its_definition_and_addresses_from_the_manager() {
+    let h = Harness::new();
+    let plane = Plane::new();
+    let driver = global_driver();
+    let mut core = open(&h, &plane, &driver).await;
+    let info = core
+        .create_network(network("g1", "ov", Some("198.19.200.0/24")))
+        .await
+        .unwrap();
+    assert_eq!(info.scope, Scope::Global);
+    assert_eq!(info.options.get(weft_manager::VXLANID_OPTION), Some("4096"));
+    assert_eq!(plane.service.networks().len(), 1);
+    assert_eq!(*plane.networks_up.lock().unwrap(), vec![info.id.clone()]);
+
+    let e1 = core.create_endpoint("g1", endpoint("e1")).await.unwrap();
+    assert_eq!(e1.ipv4.unwrap().to_string(), "198.19.200.2/24");
+    // The manager holds it: a second node asking for that address is refused.
+    let taken = plane
+        .service
+        .handle(ManagerRequest::AllocateAddress {
+            network: info.id.clone(),
+            endpoint: "elsewhere".to_owned(),
+            ip: Some("198.19.200.2".parse().unwrap()),
+        })
+        .unwrap_err();
+    assert_eq!(taken.kind, ErrorKind::AlreadyExists, "{taken}");
+
+    // A join publishes the driver's entry; a leave withdraws it.
+    core.create_sandbox(sandbox("s1")).await.unwrap();
+    core.join("g1", "e1", "s1").await.unwrap();
+    let key = (FAKE_TABLE.to_owned(), e1.id.to_string());
+    assert_eq!(
+        plane.published().get(&key).map(|v| v.as_slice()),
+        Some(b"198.19.200.2/24".as_slice())
+    );
+    // After a restart, NetworkDB is empty: the joined endpoint is published again.
+    drop(core);
+    plane.published.lock().unwrap().clear();
+    plane.networks_up.lock().unwrap().clear();
+    let mut core = open(&h, &plane, &driver).await;
+    assert!(plane.published().contains_key(&key));
+    assert_eq!(*plane.networks_up.lock().unwrap(), vec![info.id.clone()]);
+    core.leave("g1", "e1").await.unwrap();
+    assert!(plane.published().is_empty());
+
+    // Deleting the endpoint releases its address at the manager.
+    core.delete_endpoint("g1", "e1", false).await.unwrap();
+    let again = plane
+        .service
+        .handle(ManagerRequest::AllocateAddress {
+            network: info.id.clone(),
+            endpoint: "elsewhere".to_owned(),
+            ip: Some("198.19.200.2".parse().unwrap()),
+        })
+        .unwrap();
+    assert!(matches!(again, ManagerResponse::Addresses(_)));
+    plane
+        .service
+        .handle(ManagerRequest::ReleaseAddress {
+            network: info.id.clone(),
+            endpoint: "elsewhere".to_owned(),
+        })
+        .unwrap();
+    core.delete_network("g1", false).await.unwrap();
+    assert!(plane.service.networks().is_empty());
+    assert!(core.list_networks().is_empty());
+}
+
+#[tokio::test]
+async fn without_a_manager_creates_fail_clearly_and_the_rest_keeps_working() {
+    let h = Harness::new();
+    let plane = Plane::new();
+    let driver = global_driver();
+    let mut core = open(&h, &plane, &driver).await;
+    core.create_network(network("g1", "ov", None))
+        .await
+        .unwrap();
+    core.create_endpoint("g1", endpoint("e1")).await.unwrap();
+    plane.up.store(false, Ordering::SeqCst);
+
+    let err = core
+        .create_network(network("g2", "ov", None))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable);
+    assert!(err.message.contains("no manager reachable"), "{err}");
+    let err = core
+        .create_endpoint("g1", endpoint("e2"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable);
+    assert!(err.message.contains("g1"), "{err}");
+    // Nothing half-made, listing unaffected, local networks unaffected.
+    assert_eq!(core.list_networks().len(), 1);
+    assert_eq!(core.list_endpoints(None).unwrap().len(), 1);
+    core.create_network(network("l1", "fake", None))
+        .await
+        .unwrap();
+    // Deleting needs the manager too, and fails before changing anything.
+    let err = core.delete_endpoint("g1", "e1", false).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable);
+    assert_eq!(core.list_endpoints(Some("g1")).unwrap().len(), 1);
+    // A restart while the manager is away: the endpoint left `deleting` does not stop it.
+    drop(core);
+    let mut core = open(&h, &plane, &driver).await;
+    assert_eq!(core.list_networks().len(), 2);
+    plane.up.store(true, Ordering::SeqCst);
+    core.delete_endpoint("g1", "e1", false).await.unwrap();
+    core.delete_network("g1", false).await.unwrap();
+}
+
+#[tokio::test]
+async fn adopting_is_idempotent_and_forgetting_spares_networks_in_use() {
+    let h = Harness::new();
+    let plane = Plane::new();
+    let driver = global_driver();
+    let mut core = open(&h, &plane, &driver).await;
+    let meta = NetworkMeta {
+        driver: "ov".parse().unwrap(),
+        ipv6: false,
+        internal: false,
+        attachable: true,
+        options: Default::default(),
+        labels: Default::default(),
+        created_ms: 1,
+    };
+    let ManagerResponse::Network(record) = plane
+        .service
+        .handle(ManagerRequest::CreateNetwork {
+            name: "g1".parse().unwrap(),
+            subnets: vec![],
+            meta,
+        })
+        .unwrap()
+    else {
+        panic!()
+    };
+    core.adopt_network(record.clone()).await.unwrap();
+    core.adopt_network(record.clone()).await.unwrap();
+    assert_eq!(core.list_networks().len(), 1);
+    assert_eq!(driver.state().networks.len(), 1);
+    // A local network of the name blocks a different global one, with a clear error.
+    let mut other = record.clone();
+    other.id = NetworkId::random();
+    let err = core.adopt_network(other).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AlreadyExists);
+
+    core.create_endpoint("g1", endpoint("e1")).await.unwrap();
+    let err = core.forget_network(&record.id).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ActiveEndpoints);
+    core.delete_endpoint("g1", "e1", false).await.unwrap();
+    core.forget_network(&record.id).await.unwrap();
+    assert!(core.list_networks().is_empty());
+    assert!(driver.state().networks.is_empty());
+}

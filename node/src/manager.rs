@@ -1,0 +1,158 @@
+//! The manager role: the cluster allocator ([`ManagerService`]) answering nodes over RPC,
+//! and the global network definitions it publishes in the `networks` table of the
+//! cluster network, from which every node adopts them.
+//!
+//! The allocator's store is its own sled database (`<data-dir>/manager`), apart from the
+//! controller's: the two have different owners and lifetimes.
+
+use crate::cluster::cluster_network;
+use actix::Addr;
+use anyhow::Context;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+use weft_manager::{
+    AllocatorConfig, ManagerReply, ManagerRequest, ManagerResponse, ManagerService, ManagerStore,
+    VniRange,
+};
+use weft_netdb::{CreateEntry, DeleteEntry, NetworkDb, TableKey, UpdateEntry};
+use weft_rpc::{RpcHandler, rpc_handler};
+use weft_types::{Error, NetworkId, NetworkRecord};
+
+/// The table of global network definitions, written by managers.
+pub const NETWORKS_TABLE: &str = "networks";
+const STORE_DIR: &str = "manager";
+/// How often the definitions are published again, healing a publish that failed.
+const REPUBLISH_EVERY: Duration = Duration::from_secs(30);
+
+/// A manager's allocator and its publisher.
+#[derive(Debug)]
+pub struct Manager {
+    service: Arc<ManagerService>,
+    netdb: Addr<NetworkDb>,
+}
+
+impl Manager {
+    /// Opens the allocator stored in the data directory (replaying its log) and publishes
+    /// every definition it holds: NetworkDB starts empty after a restart.
+    pub async fn start(
+        data_dir: &Path,
+        ipam: &weft_ipam::IpamConfig,
+        netdb: Addr<NetworkDb>,
+    ) -> anyhow::Result<Arc<Manager>> {
+        let dir = data_dir.join(STORE_DIR);
+        let config = AllocatorConfig {
+            pools: ipam.global.clone(),
+            vnis: VniRange::default(),
+        };
+        let store = tokio::task::spawn_blocking(move || -> anyhow::Result<ManagerStore> {
+            let store = weft_store::Store::open(&dir)
+                .with_context(|| format!("cannot open the allocator store in {}", dir.display()))?;
+            ManagerStore::open(store, config).context("cannot load the cluster allocator")
+        })
+        .await
+        .context("allocator open task failed")??;
+        let manager = Arc::new(Manager {
+            service: Arc::new(ManagerService::new(store)),
+            netdb,
+        });
+        manager.publish_all().await;
+        let again = manager.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(REPUBLISH_EVERY);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                again.publish_all().await;
+            }
+        });
+        Ok(manager)
+    }
+
+    /// Answers one request: the allocator's change is stored before the answer, and a
+    /// network's definition is published before its creator hears of it.
+    pub async fn handle(&self, request: ManagerRequest) -> ManagerReply {
+        let service = self.service.clone();
+        let reply = tokio::task::spawn_blocking(move || service.handle(request))
+            .await
+            .map_err(|e| Error::internal(format!("allocator task failed: {e}")))?;
+        match &reply {
+            Ok(ManagerResponse::Network(record)) => self.publish(record).await,
+            Ok(ManagerResponse::Deleted(id)) => self.unpublish(id).await,
+            _ => {}
+        }
+        reply
+    }
+
+    /// The RPC service: bincode [`ManagerRequest`] in, [`ManagerReply`] out.
+    pub fn rpc_handler(self: &Arc<Self>) -> RpcHandler {
+        let manager = self.clone();
+        rpc_handler(move |peer, bytes| {
+            let manager = manager.clone();
+            async move {
+                let reply = match weft_rpc::decode::<ManagerRequest>(&bytes) {
+                    Ok(request) => manager.handle(request).await,
+                    Err(e) => {
+                        warn!(peer = %peer.node_id, error = %e, "malformed manager request");
+                        Err(Error::invalid(format!("malformed manager request: {e}")))
+                    }
+                };
+                weft_rpc::encode(&reply).unwrap_or_default()
+            }
+        })
+    }
+
+    async fn publish_all(&self) {
+        let service = self.service.clone();
+        let records = match tokio::task::spawn_blocking(move || service.networks()).await {
+            Ok(records) => records,
+            Err(e) => {
+                warn!(error = %e, "cannot list the allocator's networks");
+                return;
+            }
+        };
+        if !records.is_empty() {
+            info!(
+                networks = records.len(),
+                "publishing global network definitions"
+            );
+        }
+        for record in &records {
+            self.publish(record).await;
+        }
+    }
+
+    /// Writes (or rewrites) a definition; failures are logged, the next round retries.
+    async fn publish(&self, record: &NetworkRecord) {
+        let result = async {
+            let key = TableKey::new(NETWORKS_TABLE, cluster_network(), &record.id.to_string())?;
+            let value = serde_json::to_vec(record).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let existing = self
+                .netdb
+                .send(weft_netdb::GetEntry { key: key.clone() })
+                .await?;
+            match existing {
+                Some(entry) if *entry.value == *value.as_slice() => Ok(()),
+                Some(_) => Ok(self.netdb.send(UpdateEntry { key, value }).await??),
+                None => Ok(self.netdb.send(CreateEntry { key, value }).await??),
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            let e: anyhow::Error = e;
+            warn!(network = %record.name, error = %e, "cannot publish the network's definition");
+        }
+    }
+
+    async fn unpublish(&self, id: &NetworkId) {
+        let result = async {
+            let key = TableKey::new(NETWORKS_TABLE, cluster_network(), &id.to_string())?;
+            Ok::<_, anyhow::Error>(self.netdb.send(DeleteEntry { key }).await??)
+        }
+        .await;
+        if let Err(e) = result {
+            warn!(network = %id.short(), error = %e, "cannot withdraw the network's definition");
+        }
+    }
+}
