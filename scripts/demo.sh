@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# weft doing its job on this machine: an agent in a namespace of its own (its "host"),
-# a bridge network, two sandboxes that reach each other by ICMP and TCP, then clean-up.
-# Needs root. Everything lives in namespaces named weft-demo-*; addresses 198.19.42.0/24.
+# weft doing its job on this machine: three "hosts" (network namespaces on one underlay
+# bridge) form a cluster through a seed address, an overlay (VXLAN) network is created on one
+# of them and appears on the others, and a sandbox on each host reaches the others across
+# hosts by ICMP and TCP. Then everything is removed, also when a step fails.
+# Needs root. Everything lives in namespaces named weft-demo-*; addresses 198.18.0.0/15
+# (198.18.0.<i>/24 for the hosts, 198.19.0.0/16 for weft's networks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,66 +16,237 @@ source scripts/lib/deps.sh
 weft_install_deps
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+die() { echo "scripts/demo.sh: $*" >&2; exit 1; }
+
+# wait_for WHAT TRIES CMD...: runs CMD quietly every 0.1 s until it succeeds, at most TRIES
+# times (a command is bounded by 'timeout 5' each try; the functions below bound their own
+# calls); fails the demo with WHAT otherwise.
+wait_for() {
+    local what=$1 tries=$2 _ bound=(timeout 5)
+    shift 2
+    [ "$(type -t "$1")" = function ] && bound=()
+    for _ in $(seq 1 "$tries"); do
+        "${bound[@]}" "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    die "timed out waiting for $what"
+}
+
+hosts=3
+prefix="weft-demo-"
+underlay="${prefix}ul"
+host_ns() { echo "${prefix}h$1"; }
+host_addr() { echo "198.18.0.$1"; }
+
+# Another demo running (or one killed with SIGKILL) would collide with this one; refuse
+# rather than delete namespaces this run did not create.
+stale=$(ip netns list | awk '{print $1}' | grep "^$prefix" | paste -sd ' ' || true)
+[ -z "$stale" ] || die "namespaces named $prefix* exist already (another demo running?): $stale"
 
 step "building weft (release)"
 cargo build --release -q -p weft
 weft_bin="$PWD/target/release/weft"
 
 work=$(mktemp -d /tmp/weft-demo.XXXXXX)
-prefix="weft-demo-"
-host="${prefix}host"
-export WEFT_HOST="unix://$work/weft.sock"
-weft() { echo "\$ weft $*"; "$weft_bin" "$@"; }
-agent_pid=""
+# The echoed commands go to fd 3, the script's stdout, so that captures and pipes of a
+# command's output do not swallow the command line.
+exec 3>&1
+sock() { echo "$work/h$1/weft.sock"; }
+# weft I ARGS: the CLI against host I's agent (WEFT_HOST=unix://<its socket>), echoed.
+weft() {
+    local i=$1
+    shift
+    echo "[h$i]\$ weft $*" >&3
+    WEFT_HOST="unix://$(sock "$i")" "$weft_bin" "$@"
+}
+# q I ARGS: the same, not echoed and bounded to 10 s (for waits, look-ups and clean-up).
+q() {
+    local i=$1
+    shift
+    WEFT_HOST="unix://$(sock "$i")" timeout 10 "$weft_bin" "$@"
+}
+agent_pid=() # host number -> pid of its agent
+summary=""   # set by the last step; printed once everything is removed
+started=$SECONDS
 
 cleanup() {
+    local status=$?
     set +e
-    if [ -n "$agent_pid" ]; then
-        "$weft_bin" sandbox rm -f alpha beta >/dev/null 2>&1
-        "$weft_bin" network rm -f demo >/dev/null 2>&1
-        kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+    trap - EXIT INT TERM
+    if [ "$status" -ne 0 ]; then
+        echo
+        echo "scripts/demo.sh: failed (exit $status); the agents' last log lines:" >&2
+        for i in "${!agent_pid[@]}"; do
+            echo "--- h$i ($work/h$i/agent.log)" >&2
+            tail -n 15 "$work/h$i/agent.log" >&2
+        done
+        echo "cleaning up" >&2
     fi
-    for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix"); do
-        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9
-        ip netns delete "$ns"
+    # Sandboxes and the network through weft, while the agents run (quiet, bounded).
+    for i in "${!agent_pid[@]}"; do
+        kill -0 "${agent_pid[$i]}" 2>/dev/null || continue
+        q "$i" sandbox rm -f "s$i" >/dev/null 2>&1
     done
+    for i in "${!agent_pid[@]}"; do
+        kill -0 "${agent_pid[$i]}" 2>/dev/null || continue
+        q "$i" network rm -f demo-ov >/dev/null 2>&1 && break
+    done
+    # Only the agents this script started, by pid: SIGTERM (a graceful leave), then
+    # SIGKILL for one still running after 10 s.
+    for i in "${!agent_pid[@]}"; do
+        kill -TERM "${agent_pid[$i]}" 2>/dev/null
+    done
+    for i in "${!agent_pid[@]}"; do
+        for _ in $(seq 1 100); do
+            kill -0 "${agent_pid[$i]}" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "${agent_pid[$i]}" 2>/dev/null
+        wait "${agent_pid[$i]}" 2>/dev/null
+    done
+    [ ${#agent_pid[@]} -eq 0 ] || echo "stopped the agents (pids ${agent_pid[*]})"
+    # The namespaces: only when this run made them (the check above found none before it).
+    # Agents' own namespaces (weft-demo-h<i>-*) first, then the hosts, then the underlay;
+    # whatever still runs in one (an iperf3, a sleep) is killed first.
+    if [ -n "${owns_namespaces:-}" ]; then
+        local deleted=0
+        for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix" | sort -r); do
+            ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+            ip netns delete "$ns" && deleted=$((deleted + 1))
+        done
+        echo "deleted $deleted namespaces named $prefix*"
+        local left
+        left=$(ip netns list | awk '{print $1}' | grep "^$prefix" | paste -sd ' ')
+        if [ -n "$left" ]; then
+            echo "scripts/demo.sh: namespaces left: $left" >&2
+            status=1
+        fi
+    fi
     rm -rf "$work"
+    if [ "$status" -eq 0 ] && [ -n "$summary" ]; then
+        echo
+        echo "$summary"
+    fi
+    exit "$status"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-step "starting an agent inside namespace $host (log: $work/agent.log)"
+step "the underlay: bridge ul0 in $underlay, hosts $(host_ns 1)..$(host_ns $hosts) at $(host_addr 1)..$(host_addr $hosts)/24"
+owns_namespaces=1
+ip netns add "$underlay"
+ip -n "$underlay" link set lo up
+ip -n "$underlay" link add ul0 type bridge
+ip -n "$underlay" link set ul0 up
+for i in $(seq 1 $hosts); do
+    ns=$(host_ns "$i")
+    ip netns add "$ns"
+    # Both veth ends are made where they live: nothing touches this machine's namespace.
+    ip -n "$underlay" link add "h$i" type veth peer name eth0 netns "$ns"
+    ip -n "$underlay" link set "h$i" master ul0 up
+    ip -n "$ns" link set lo up
+    ip -n "$ns" addr add "$(host_addr "$i")/24" dev eth0
+    ip -n "$ns" link set eth0 up
+done
+for i in $(seq 2 $hosts); do
+    wait_for "$(host_ns 1) to reach $(host_addr "$i")" 50 \
+        ip netns exec "$(host_ns 1)" ping -c 1 -W 1 "$(host_addr "$i")"
+done
+ip -n "$(host_ns 1)" -br addr show eth0
+
+# start_agent I EXTRA...: host I's agent inside its namespace, logging to $work/h<I>/agent.log.
 # nsenter --net enters only the network namespace. 'ip netns exec' would also give the
 # agent a mount namespace of its own, hiding the sandbox namespaces it mounts.
-ip netns add "$host"
-ip -n "$host" link set lo up
-nsenter --net="/run/netns/$host" "$weft_bin" agent --data-dir "$work/data" --api-socket "$work/weft.sock" \
-    --netns-prefix "$prefix" --node-name demo --local-addr-pool 198.19.0.0/16 \
-    2>"$work/agent.log" &
-agent_pid=$!
-for _ in $(seq 1 100); do
-    [ -S "$work/weft.sock" ] && "$weft_bin" version >/dev/null 2>&1 && break
-    sleep 0.05
+start_agent() {
+    local i=$1
+    shift
+    mkdir -p "$work/h$i"
+    nsenter --net="/run/netns/$(host_ns "$i")" "$weft_bin" agent \
+        --data-dir "$work/h$i/data" --api-socket "$(sock "$i")" \
+        --netns-prefix "$(host_ns "$i")-" --node-name "h$i" \
+        --listen-addr "$(host_addr "$i"):7946" --advertise-addr "$(host_addr "$i")" \
+        --local-addr-pool 198.19.0.0/17 --default-addr-pool 198.19.128.0/17 \
+        --gossip-interval 100ms --diagnostic-addr off "$@" \
+        </dev/null >/dev/null 2>"$work/h$i/agent.log" &
+    agent_pid[$i]=$!
+    local _
+    for _ in $(seq 1 100); do
+        kill -0 "${agent_pid[$i]}" 2>/dev/null || die "the agent of h$i exited while starting"
+        [ -S "$(sock "$i")" ] && q "$i" version >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    echo "h$i: agent pid ${agent_pid[$i]}, socket $(sock "$i"), log $work/h$i/agent.log"
+}
+
+step "h1 starts the cluster (--init, a manager)"
+start_agent 1 --init
+weft 1 version
+wait_for "h1's worker token" 50 q 1 cluster token worker
+token=$(q 1 cluster token worker)
+echo "worker token: ${token:0:24}..."
+
+step "h2 and h3 join through the seed $(host_addr 1):7947 (h1's RPC port) with the worker token"
+for i in $(seq 2 $hosts); do
+    start_agent "$i" --join "$(host_addr 1):7947" --token "$token"
 done
-weft version
 
-step "a bridge network and two sandboxes on it"
-weft network create --subnet 198.19.42.0/24 demo
-weft run -d --name alpha --network demo -- sleep 600
-weft run -d --name beta --network demo -- sleep 600
-weft network ls
-weft sandbox ls
+step "every host sees $hosts alive nodes"
+alive() { [ "$(q "$1" --format json node ls | grep -o '"status": *"alive"' | wc -l)" -eq "$hosts" ]; }
+for i in $(seq 1 $hosts); do
+    wait_for "h$i to see $hosts alive nodes" 150 alive "$i"
+done
+weft 3 node ls
 
-step "alpha reaches beta (ICMP)"
-weft exec alpha -- ip -br addr show eth0
-weft exec alpha -- ping -c 3 -i 0.2 198.19.42.3
+step "an overlay network, created on h2 (a worker: the manager allocates it over RPC)"
+net_id=$(weft 2 network create -d overlay --subnet 198.19.200.0/24 demo-ov)
+echo "$net_id"
+for i in $(seq 1 $hosts); do
+    wait_for "h$i to have demo-ov" 100 q "$i" network inspect demo-ov
+done
+weft 3 network ls
+for i in $(seq 1 $hosts); do
+    # Captured, not piped into 'grep -q': with pipefail, grep quitting early fails the pipe.
+    info=$(q "$i" --format json network inspect demo-ov)
+    [[ $info == *"\"$net_id\""* ]] || die "h$i's demo-ov does not have the id $net_id"
+done
+echo "every host has demo-ov with id ${net_id:0:12}"
 
-step "alpha sends to beta over TCP (iperf3, 2 s)"
-weft exec beta -- iperf3 -s -1 -D
-sleep 0.3
-weft exec alpha -- iperf3 -c 198.19.42.3 -t 2 -f g | grep -E "sender|receiver"
+step "a sandbox on each host, on demo-ov"
+declare -A ip=()
+for i in $(seq 1 $hosts); do
+    weft "$i" run -d --name "s$i" --network demo-ov -- sleep 600
+done
+for i in $(seq 1 $hosts); do
+    weft "$i" exec "s$i" -- ip -br addr show eth0
+    ip[$i]=$(q "$i" exec "s$i" -- ip -4 -o addr show eth0 | awk '{split($4, a, "/"); print a[1]}')
+    [ -n "${ip[$i]}" ] || die "s$i has no IPv4 address on eth0"
+done
+
+step "s1 (on h1) reaches s2 (h2) and s3 (h3) across hosts (ICMP over VXLAN)"
+for i in $(seq 2 $hosts); do
+    wait_for "s1 to reach s$i (${ip[$i]})" 50 q 1 exec s1 -- ping -n -c 1 -W 1 "${ip[$i]}"
+done
+for i in $(seq 2 $hosts); do
+    weft 1 exec s1 -- ping -n -c 3 -i 0.2 "${ip[$i]}"
+done
+
+step "s1 sends to s2 over TCP across hosts (iperf3, 2 s)"
+weft 2 exec s2 -- iperf3 -s -1 -D
+wait_for "iperf3 in s2 to listen" 30 q 2 exec s2 -- sh -c 'ss -Htln | grep -q ":5201 "'
+iperf=$(weft 1 exec s1 -- iperf3 -c "${ip[2]}" -t 2 -f g | grep -E "sender|receiver")
+echo "$iperf"
+rate=$(echo "$iperf" | awk '/receiver/ {print $(NF-2), $(NF-1)}')
+
+step "the overlay's MTU: the underlay's 1500 less 50 bytes of VXLAN"
+weft 1 exec s1 -- ip link show eth0
+link=$(q 1 exec s1 -- ip -o link show eth0)
+[[ $link == *" mtu 1450 "* ]] || die "s1's eth0 does not have mtu 1450"
 
 step "cleaning up"
-weft sandbox rm -f alpha beta
-weft network rm demo
-echo
-echo "done: the agent, its namespaces and its links are removed on exit"
+for i in $(seq 1 $hosts); do
+    weft "$i" sandbox rm -f "s$i"
+done
+weft 2 network rm demo-ov
+# The trap stops the agents (SIGTERM, by pid), deletes the namespaces, then prints this.
+summary="done in $((SECONDS - started)) s after the build: $hosts hosts (1 manager, $((hosts - 1)) workers) formed one cluster; on overlay demo-ov (VXLAN, mtu 1450) s1 reached s2 and s3 by ICMP and s2 at $rate over TCP; agents stopped, weft-demo-* namespaces deleted"

@@ -18,9 +18,9 @@
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
+use cluster_tests::bench::{Iperf, iperf_client, median, parse_ping_avg};
 use cluster_tests::{Agent, AgentOptions, weft_bin};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 use weft_os::NetnsDir;
 
 /// Alternating repetitions of (veth, weft bridge, bare bridge).
@@ -29,9 +29,6 @@ const REPETITIONS: usize = 5;
 const IPERF_SECONDS: &str = "5";
 /// Bound on any one command of the bench (`timeout` kills it), in seconds.
 const COMMAND_TIMEOUT: &str = "30";
-/// Attempts to reach a just-started iperf3 server, and the pause between them.
-const CONNECT_ATTEMPTS: usize = 50;
-const CONNECT_PAUSE: Duration = Duration::from_millis(50);
 /// Target from the acceptance list: bridge / veth throughput at least 0.95.
 const TARGET_RATIO: f64 = 0.95;
 const SUBNET: &str = "198.19.251.0/24";
@@ -134,73 +131,6 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One iperf3 result.
-#[derive(Debug, Clone, Copy)]
-struct Iperf {
-    gbps: f64,
-    retransmits: u64,
-    /// CPU use of the client and the server process (iperf3: user + system time over wall
-    /// time, in percent of one CPU).
-    cpu_client: f64,
-    cpu_server: f64,
-}
-
-fn parse_iperf(json: &str) -> anyhow::Result<Iperf> {
-    let v: serde_json::Value = serde_json::from_str(json).context("iperf3 JSON")?;
-    if let Some(e) = v["error"].as_str() {
-        anyhow::bail!("iperf3: {e}");
-    }
-    let end = &v["end"];
-    let bps = end["sum_received"]["bits_per_second"]
-        .as_f64()
-        .context("end.sum_received.bits_per_second")?;
-    Ok(Iperf {
-        gbps: bps / 1e9,
-        retransmits: end["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
-        cpu_client: end["cpu_utilization_percent"]["host_total"]
-            .as_f64()
-            .unwrap_or(f64::NAN),
-        cpu_server: end["cpu_utilization_percent"]["remote_total"]
-            .as_f64()
-            .unwrap_or(f64::NAN),
-    })
-}
-
-/// Runs `client` (an iperf3 client command returning its JSON) until the just-started
-/// server accepts it, at most `CONNECT_ATTEMPTS` times.
-fn iperf_client(
-    mut client: impl FnMut() -> anyhow::Result<(bool, String)>,
-) -> anyhow::Result<Iperf> {
-    let mut last = String::new();
-    for _ in 0..CONNECT_ATTEMPTS {
-        let (ok, json) = client()?;
-        match parse_iperf(&json) {
-            Ok(r) if ok => return Ok(r),
-            Ok(_) => last = json,
-            Err(e) => {
-                last = format!("{e:#}");
-                // Only a server that is not listening yet is worth another attempt.
-                if !last.contains("Connection refused") {
-                    anyhow::bail!("iperf3 client failed: {last}");
-                }
-            }
-        }
-        std::thread::sleep(CONNECT_PAUSE);
-    }
-    anyhow::bail!("iperf3 client never succeeded: {last}")
-}
-
-/// `rtt min/avg/max/mdev = a/b/c/d ms` → b, in ms.
-fn parse_ping_avg(out: &str) -> anyhow::Result<f64> {
-    let line = out
-        .lines()
-        .find(|l| l.contains("min/avg/max"))
-        .with_context(|| format!("no rtt line in ping output: {out}"))?;
-    let values = line.split('=').nth(1).context("rtt values")?.trim();
-    let avg = values.split('/').nth(1).context("rtt avg")?;
-    avg.trim().parse().context("rtt avg number")
-}
-
 const PING: [&str; 8] = ["ping", "-n", "-q", "-c", "20", "-i", "0.01", "-W1"];
 
 /// iperf3 from namespace `client` to the server `ip` in namespace `server` (both bare).
@@ -260,17 +190,6 @@ fn bridge_ping(agent: &Agent, server_ip: &str) -> anyhow::Result<f64> {
         out.stderr
     );
     parse_ping_avg(&out.stdout)
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
 }
 
 fn main() -> anyhow::Result<()> {

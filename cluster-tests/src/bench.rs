@@ -116,3 +116,86 @@ pub fn percentiles(samples: &[Duration]) -> (Duration, Duration, Duration) {
 pub fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
+
+/// Attempts to reach a just-started iperf3 server, and the pause between them.
+const CONNECT_ATTEMPTS: usize = 50;
+const CONNECT_PAUSE: Duration = Duration::from_millis(50);
+
+/// One iperf3 result.
+#[derive(Debug, Clone, Copy)]
+pub struct Iperf {
+    pub gbps: f64,
+    pub retransmits: u64,
+    /// CPU use of the client and the server process (iperf3: user + system time over wall
+    /// time, in percent of one CPU).
+    pub cpu_client: f64,
+    pub cpu_server: f64,
+}
+
+pub fn parse_iperf(json: &str) -> anyhow::Result<Iperf> {
+    let v: serde_json::Value = serde_json::from_str(json).context("iperf3 JSON")?;
+    if let Some(e) = v["error"].as_str() {
+        anyhow::bail!("iperf3: {e}");
+    }
+    let end = &v["end"];
+    let bps = end["sum_received"]["bits_per_second"]
+        .as_f64()
+        .context("end.sum_received.bits_per_second")?;
+    Ok(Iperf {
+        gbps: bps / 1e9,
+        retransmits: end["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
+        cpu_client: end["cpu_utilization_percent"]["host_total"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        cpu_server: end["cpu_utilization_percent"]["remote_total"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+    })
+}
+
+/// Runs `client` (an iperf3 client command returning its JSON) until the just-started
+/// server accepts it, at most `CONNECT_ATTEMPTS` times.
+pub fn iperf_client(
+    mut client: impl FnMut() -> anyhow::Result<(bool, String)>,
+) -> anyhow::Result<Iperf> {
+    let mut last = String::new();
+    for _ in 0..CONNECT_ATTEMPTS {
+        let (ok, json) = client()?;
+        match parse_iperf(&json) {
+            Ok(r) if ok => return Ok(r),
+            Ok(_) => last = json,
+            Err(e) => {
+                last = format!("{e:#}");
+                // Only a server that is not listening yet is worth another attempt.
+                if !last.contains("Connection refused") {
+                    anyhow::bail!("iperf3 client failed: {last}");
+                }
+            }
+        }
+        std::thread::sleep(CONNECT_PAUSE);
+    }
+    anyhow::bail!("iperf3 client never succeeded: {last}")
+}
+
+/// `rtt min/avg/max/mdev = a/b/c/d ms` → b, in ms.
+pub fn parse_ping_avg(out: &str) -> anyhow::Result<f64> {
+    let line = out
+        .lines()
+        .find(|l| l.contains("min/avg/max"))
+        .with_context(|| format!("no rtt line in ping output: {out}"))?;
+    let values = line.split('=').nth(1).context("rtt values")?.trim();
+    let avg = values.split('/').nth(1).context("rtt avg")?;
+    avg.trim().parse().context("rtt avg number")
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}

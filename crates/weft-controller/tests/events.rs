@@ -7,9 +7,9 @@
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
-use weft_controller::events::{DriverEvents, NetworkDown, NetworkUp, Notify, Stats};
+use weft_controller::events::{Discover, DriverEvents, NetworkDown, NetworkUp, Notify, Stats};
 use weft_drivers::fake::{FAKE_TABLE, FakeDriver};
-use weft_drivers::{Capability, Driver, EventNotify};
+use weft_drivers::{Capability, Driver, EventNotify, NodeDiscovery};
 use weft_types::{Lifecycle, NetworkId, NetworkRecord, Scope};
 
 fn driver() -> FakeDriver {
@@ -118,4 +118,29 @@ async fn events_wait_for_their_network_and_stop_after_it() {
     router.do_send(Notify(event(&net, "z", None, Some("1"))));
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(fake.state().events.len(), 51);
+}
+
+#[actix::test]
+async fn node_discovery_reaches_the_drivers_that_ask_for_it() {
+    let global = driver();
+    let local = FakeDriver::new("local".parse().unwrap());
+    let router = DriverEvents::new(
+        vec![Arc::new(global.clone()), Arc::new(local.clone())],
+        None,
+    )
+    .start();
+    let joined = NodeDiscovery {
+        node: "h2".to_owned(),
+        address: "198.18.0.2".parse().unwrap(),
+        joined: true,
+    };
+    router.send(Discover(joined.clone())).await.unwrap();
+    for _ in 0..200 {
+        if !global.state().discoveries.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(global.state().discoveries, vec![joined]);
+    assert!(local.state().discoveries.is_empty());
 }

@@ -3,8 +3,8 @@
 //! checked without a kernel.
 
 use crate::{
-    Capability, Driver, DriverError, DriverOp, EventNotify, JoinContext, JoinInfo, TableEntry,
-    Wanted,
+    Capability, Driver, DriverError, DriverOp, EventNotify, JoinContext, JoinInfo, NodeDiscovery,
+    TableEntry, Wanted,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeSet, HashMap};
@@ -23,6 +23,8 @@ pub struct FakeState {
     pub calls: Vec<(DriverOp, String)>,
     /// Every table event received, in order.
     pub events: Vec<EventNotify>,
+    /// Every node discovery received, in order (global fakes ask for them).
+    pub discoveries: Vec<NodeDiscovery>,
 }
 
 /// The table a fake driver publishes joined endpoints in and watches.
@@ -194,6 +196,17 @@ impl Driver for FakeDriver {
         let recorded = event.clone();
         self.call(DriverOp::EventNotify, event.key.clone(), |s| {
             s.events.push(recorded);
+        })
+    }
+
+    fn wants_discovery(&self) -> bool {
+        self.global()
+    }
+
+    async fn discover(&self, event: &NodeDiscovery) -> Result<(), DriverError> {
+        let recorded = event.clone();
+        self.call(DriverOp::EventNotify, event.node.clone(), |s| {
+            s.discoveries.push(recorded);
         })
     }
 

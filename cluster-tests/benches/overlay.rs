@@ -1,0 +1,234 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The overlay across hosts, on the multi-host harness (hosts are namespaces on one
+//! machine, joined by veths to one underlay bridge):
+//!
+//! 1. attach-to-reachable: from `weft run -d` on host A to the first echo reply a sandbox on
+//!    host B gets from the new sandbox, p50/p99 over 50 runs, at 3 and at 10 hosts. The
+//!    probe starts pinging (every 5 ms, 50 ms reply wait) before the run starts, so the time
+//!    includes the agent's join, the gossip of the peer entry and its programming on B.
+//! 2. TCP throughput sandbox to sandbox over the overlay divided by host namespace to host
+//!    namespace over the bare underlay, iperf3, alternating, same run; and the ping RTT ratio.
+//!
+//! `cargo build --release -p weft && WEFT_BIN=$PWD/target/release/weft cargo bench -p cluster-tests --bench overlay`
+#![forbid(unsafe_code)]
+
+use cluster_tests::bench::{iperf_client, median, ms, parse_ping_avg, percentiles};
+use cluster_tests::{Agent, Cluster, ClusterOptions, wait_until};
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 50;
+const REPETITIONS: usize = 5;
+const IPERF_SECONDS: &str = "5";
+/// Targets from the acceptance list.
+const TARGET_ATTACH_P99: Duration = Duration::from_secs(1);
+const TARGET_RATIO: f64 = 0.9;
+
+fn cluster(n: usize) -> Cluster {
+    let cluster = Cluster::start(
+        n,
+        ClusterOptions::default().args(["--gossip-interval", "100ms"]),
+    )
+    .unwrap();
+    for (i, agent) in cluster.hosts() {
+        wait_until(
+            &format!("host {i} to see {n} alive nodes"),
+            Duration::from_secs(60),
+            || {
+                let nodes = agent.json(&["node", "ls"]);
+                let alive = nodes
+                    .as_array()?
+                    .iter()
+                    .filter(|n| n["status"] == "alive")
+                    .count();
+                (alive == n).then_some(())
+            },
+        )
+        .unwrap();
+    }
+    cluster
+}
+
+fn overlay(cluster: &Cluster, subnet: &str) {
+    cluster.host(1).ok(&[
+        "network", "create", "-d", "overlay", "--subnet", subnet, "ov",
+    ]);
+    for (i, agent) in cluster.hosts() {
+        wait_until(&format!("host {i} adopts"), Duration::from_secs(20), || {
+            agent
+                .cli(&["network", "inspect", "ov"])
+                .success()
+                .then_some(())
+        })
+        .unwrap();
+    }
+}
+
+fn run(agent: &Agent, name: &str, ip: Option<&str>) {
+    let mut args = vec!["run", "-d", "--name", name, "--network", "ov"];
+    if let Some(ip) = ip {
+        args.extend(["--ip", ip]);
+    }
+    args.extend(["--", "sleep", "600"]);
+    agent.ok(&args);
+}
+
+/// Attach-to-reachable samples: sandboxes made on host 2 (A), probed from host 3 (B).
+fn attach_to_reachable(n: usize) -> Vec<Duration> {
+    let cluster = cluster(n);
+    overlay(&cluster, "198.19.210.0/24");
+    let (a, b) = (cluster.host(2), cluster.host(3));
+    run(b, "probe", None);
+    let mut samples = Vec::with_capacity(RUNS);
+    for r in 0..RUNS {
+        let ip = format!("198.19.210.{}", 100 + r);
+        let name = format!("x{r}");
+        let script = format!("until ping -n -q -c1 -W0.05 {ip} >/dev/null; do sleep 0.005; done");
+        let (elapsed, _) = std::thread::scope(|s| {
+            let probe = s.spawn(|| {
+                b.cli(&[
+                    "exec", "probe", "--", "timeout", "10", "bash", "-c", &script,
+                ])
+            });
+            // The probe is pinging (and failing) before the run starts.
+            std::thread::sleep(Duration::from_millis(100));
+            let start = Instant::now();
+            run(a, &name, Some(&ip));
+            let out = probe.join().unwrap();
+            assert!(
+                out.success(),
+                "run {r}: {ip} never answered: {}",
+                out.stderr
+            );
+            (start.elapsed(), ())
+        });
+        samples.push(elapsed);
+        a.ok(&["sandbox", "rm", "-f", &name]);
+    }
+    samples
+}
+
+fn overlay_iperf(agent: &Agent, server_ip: &str) -> f64 {
+    iperf_client(|| {
+        let out = agent.cli(&[
+            "exec",
+            "c",
+            "--",
+            "timeout",
+            "30",
+            "iperf3",
+            "-c",
+            server_ip,
+            "-t",
+            IPERF_SECONDS,
+            "-J",
+        ]);
+        Ok((out.success(), out.stdout))
+    })
+    .unwrap()
+    .gbps
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut report = Vec::new();
+    for n in [3, 10] {
+        let samples = attach_to_reachable(n);
+        let (p50, p99, max) = percentiles(&samples);
+        report.push((n, p50, p99, max));
+    }
+
+    // Throughput and RTT: host 1 to host 2, overlay sandboxes vs the host namespaces.
+    let cluster = cluster(2);
+    overlay(&cluster, "198.19.211.0/24");
+    let (h1, h2) = (cluster.host(1), cluster.host(2));
+    run(h1, "c", None);
+    run(h2, "s", None);
+    let server_ip = h2.ip_of("s", "ov");
+    let topo = cluster.topology();
+    let mut overlay_gbps = Vec::new();
+    let mut underlay_gbps = Vec::new();
+    for _ in 0..REPETITIONS {
+        let started = topo.exec(2, "iperf3", &["-s", "-1", "-D"])?;
+        anyhow::ensure!(started.status.success(), "iperf3 server on host 2");
+        underlay_gbps.push(
+            iperf_client(|| {
+                let out = topo.exec(
+                    1,
+                    "timeout",
+                    &[
+                        "30",
+                        "iperf3",
+                        "-c",
+                        &topo.addr(2),
+                        "-t",
+                        IPERF_SECONDS,
+                        "-J",
+                    ],
+                )?;
+                Ok((
+                    out.status.success(),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                ))
+            })?
+            .gbps,
+        );
+        h2.ok(&["exec", "s", "--", "iperf3", "-s", "-1", "-D"]);
+        overlay_gbps.push(overlay_iperf(h1, &server_ip));
+    }
+    let ping = ["-n", "-q", "-c", "50", "-i", "0.01", "-W1"];
+    let mut underlay_rtt = Vec::new();
+    let mut overlay_rtt = Vec::new();
+    for _ in 0..REPETITIONS {
+        let mut args = ping.to_vec();
+        let addr = topo.addr(2);
+        args.push(&addr);
+        let out = topo.exec(1, "ping", &args)?;
+        underlay_rtt.push(parse_ping_avg(&String::from_utf8_lossy(&out.stdout))?);
+        let mut args = vec!["exec", "c", "--", "ping"];
+        args.extend(ping);
+        args.push(&server_ip);
+        let out = h1.cli(&args);
+        anyhow::ensure!(out.success(), "overlay ping: {}", out.stderr);
+        overlay_rtt.push(parse_ping_avg(&out.stdout)?);
+    }
+
+    println!("## attach-to-reachable ({RUNS} runs per cluster size)\n");
+    println!(
+        "| hosts | p50 | p99 | max | target p99 < {} |",
+        ms(TARGET_ATTACH_P99)
+    );
+    println!("|---:|---:|---:|---:|---|");
+    for (n, p50, p99, max) in &report {
+        let verdict = if *p99 < TARGET_ATTACH_P99 {
+            "met"
+        } else {
+            "missed"
+        };
+        println!(
+            "| {n} | {} | {} | {} | {verdict} |",
+            ms(*p50),
+            ms(*p99),
+            ms(*max)
+        );
+    }
+    let (og, ug) = (median(&overlay_gbps), median(&underlay_gbps));
+    let (or, ur) = (median(&overlay_rtt), median(&underlay_rtt));
+    println!(
+        "\n## throughput and RTT, host 1 to host 2 ({REPETITIONS} alternating repetitions, medians)\n"
+    );
+    println!("| path | Gbit/s | rtt avg |");
+    println!("|---|---:|---:|");
+    println!("| bare underlay (host namespaces) | {ug:.2} | {ur:.3} ms |");
+    println!("| weft overlay (sandboxes) | {og:.2} | {or:.3} ms |");
+    let ratio = og / ug;
+    let verdict = if ratio >= TARGET_RATIO {
+        "met"
+    } else {
+        "missed"
+    };
+    println!(
+        "\nthroughput ratio overlay / underlay = {ratio:.3} (target >= {TARGET_RATIO}: {verdict})"
+    );
+    println!("rtt ratio overlay / underlay = {:.2}", or / ur);
+    println!("samples: overlay {overlay_gbps:.2?} underlay {underlay_gbps:.2?}");
+    Ok(())
+}
