@@ -8,6 +8,9 @@
 //!    includes the agent's join, the gossip of the peer entry and its programming on B.
 //! 2. TCP throughput sandbox to sandbox over the overlay divided by host namespace to host
 //!    namespace over the bare underlay, iperf3, alternating, same run; and the ping RTT ratio.
+//!    A third path separates the cost of VXLAN itself from weft's layout: a hand-made vxlan
+//!    device in each host namespace (VNI 99, port 4790, static FDB and neighbour entries),
+//!    without the sandbox veth and the overlay namespace's bridge.
 //!
 //! `cargo build --release -p weft && WEFT_BIN=$PWD/target/release/weft cargo bench -p cluster-tests --bench overlay`
 #![forbid(unsafe_code)]
@@ -128,6 +131,91 @@ fn overlay_iperf(agent: &Agent, server_ip: &str) -> f64 {
     .gbps
 }
 
+const BARE_VXLAN_1: &str = "198.19.212.1";
+const BARE_VXLAN_2: &str = "198.19.212.2";
+
+/// A vxlan device `bvx` in host 1 and host 2 (no bridge, no veth), each with the other's
+/// MAC and address as static entries, as weft programs its overlay.
+fn bare_vxlan(cluster: &Cluster) -> anyhow::Result<()> {
+    let topo = cluster.topology();
+    let mac = |i: usize| format!("02:42:c6:13:d4:0{i}");
+    for (i, ip, other) in [(1, BARE_VXLAN_1, 2), (2, BARE_VXLAN_2, 1)] {
+        let local = topo.addr(i);
+        topo.host_ip(
+            i,
+            &[
+                "link",
+                "add",
+                "bvx",
+                "address",
+                &mac(i),
+                "type",
+                "vxlan",
+                "id",
+                "99",
+                "dstport",
+                "4790",
+                "local",
+                &local,
+                "nolearning",
+            ],
+        )?;
+        topo.host_ip(i, &["link", "set", "bvx", "mtu", "1450", "up"])?;
+        topo.host_ip(i, &["addr", "add", &format!("{ip}/24"), "dev", "bvx"])?;
+        let peer_ip = if i == 1 { BARE_VXLAN_2 } else { BARE_VXLAN_1 };
+        topo.host_ip(
+            i,
+            &[
+                "neigh",
+                "replace",
+                peer_ip,
+                "lladdr",
+                &mac(other),
+                "dev",
+                "bvx",
+                "nud",
+                "permanent",
+            ],
+        )?;
+        let status = std::process::Command::new("bridge")
+            .args([
+                "-n",
+                &topo.host_netns(i),
+                "fdb",
+                "append",
+                &mac(other),
+                "dev",
+                "bvx",
+                "dst",
+                &topo.addr(other),
+                "self",
+                "permanent",
+            ])
+            .status()?;
+        anyhow::ensure!(status.success(), "bridge fdb on host {i}");
+    }
+    Ok(())
+}
+
+/// iperf3 from host 1's namespace to a server in host 2's namespace at `ip`.
+fn host_iperf(cluster: &Cluster, ip: &str) -> anyhow::Result<f64> {
+    let topo = cluster.topology();
+    let started = topo.exec(2, "iperf3", &["-s", "-1", "-D"])?;
+    anyhow::ensure!(started.status.success(), "iperf3 server on host 2");
+    Ok(iperf_client(|| {
+        let out = topo.exec(
+            1,
+            "timeout",
+            &["30", "iperf3", "-c", ip, "-t", IPERF_SECONDS, "-J"],
+        )?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
+    })?
+    .gbps)
+}
+
 fn main() -> anyhow::Result<()> {
     let mut report = Vec::new();
     for n in [3, 10] {
@@ -144,33 +232,13 @@ fn main() -> anyhow::Result<()> {
     run(h2, "s", None);
     let server_ip = h2.ip_of("s", "ov");
     let topo = cluster.topology();
+    bare_vxlan(&cluster)?;
     let mut overlay_gbps = Vec::new();
     let mut underlay_gbps = Vec::new();
+    let mut vxlan_gbps = Vec::new();
     for _ in 0..REPETITIONS {
-        let started = topo.exec(2, "iperf3", &["-s", "-1", "-D"])?;
-        anyhow::ensure!(started.status.success(), "iperf3 server on host 2");
-        underlay_gbps.push(
-            iperf_client(|| {
-                let out = topo.exec(
-                    1,
-                    "timeout",
-                    &[
-                        "30",
-                        "iperf3",
-                        "-c",
-                        &topo.addr(2),
-                        "-t",
-                        IPERF_SECONDS,
-                        "-J",
-                    ],
-                )?;
-                Ok((
-                    out.status.success(),
-                    String::from_utf8_lossy(&out.stdout).into_owned(),
-                ))
-            })?
-            .gbps,
-        );
+        vxlan_gbps.push(host_iperf(&cluster, BARE_VXLAN_2)?);
+        underlay_gbps.push(host_iperf(&cluster, &topo.addr(2))?);
         h2.ok(&["exec", "s", "--", "iperf3", "-s", "-1", "-D"]);
         overlay_gbps.push(overlay_iperf(h1, &server_ip));
     }
@@ -210,7 +278,11 @@ fn main() -> anyhow::Result<()> {
             ms(*max)
         );
     }
-    let (og, ug) = (median(&overlay_gbps), median(&underlay_gbps));
+    let (og, ug, vg) = (
+        median(&overlay_gbps),
+        median(&underlay_gbps),
+        median(&vxlan_gbps),
+    );
     let (or, ur) = (median(&overlay_rtt), median(&underlay_rtt));
     println!(
         "\n## throughput and RTT, host 1 to host 2 ({REPETITIONS} alternating repetitions, medians)\n"
@@ -218,6 +290,7 @@ fn main() -> anyhow::Result<()> {
     println!("| path | Gbit/s | rtt avg |");
     println!("|---|---:|---:|");
     println!("| bare underlay (host namespaces) | {ug:.2} | {ur:.3} ms |");
+    println!("| hand-made vxlan between the host namespaces | {vg:.2} | - |");
     println!("| weft overlay (sandboxes) | {og:.2} | {or:.3} ms |");
     let ratio = og / ug;
     let verdict = if ratio >= TARGET_RATIO {
@@ -229,6 +302,11 @@ fn main() -> anyhow::Result<()> {
         "\nthroughput ratio overlay / underlay = {ratio:.3} (target >= {TARGET_RATIO}: {verdict})"
     );
     println!("rtt ratio overlay / underlay = {:.2}", or / ur);
+    println!(
+        "hand-made vxlan / underlay = {:.3}; weft overlay / hand-made vxlan = {:.3}",
+        vg / ug,
+        og / vg
+    );
     println!("samples: overlay {overlay_gbps:.2?} underlay {underlay_gbps:.2?}");
     Ok(())
 }

@@ -163,7 +163,7 @@ fn overlay_networks_are_allocated_by_the_manager_and_survive_it() {
 
 #[test]
 fn a_global_network_is_deleted_everywhere_once_no_endpoint_uses_it() {
-    let cluster = Cluster::start(3, options()).unwrap();
+    let mut cluster = Cluster::start(3, options()).unwrap();
     wait_alive(&cluster, 3);
     cluster
         .host(3)
@@ -181,8 +181,11 @@ fn a_global_network_is_deleted_everywhere_once_no_endpoint_uses_it() {
     assert!(out.stderr.contains("endpoint"), "{}", out.stderr);
     assert!(definition(cluster.host(3), "ov1").is_some());
     cluster.host(2).ok(&["endpoint", "rm", "ov1", "e1"]);
+    // Host 2 is down while the network is deleted: it catches up when it is back.
+    cluster.stop(2).unwrap();
     cluster.host(3).ok(&["network", "rm", "ov1"]);
-    for (i, agent) in cluster.hosts() {
+    for i in [1, 3] {
+        let agent = cluster.host(i);
         wait_until(
             &format!("host {i} forgets"),
             Duration::from_secs(10),
@@ -190,6 +193,11 @@ fn a_global_network_is_deleted_everywhere_once_no_endpoint_uses_it() {
         )
         .unwrap();
     }
+    cluster.restart(2).unwrap();
+    wait_until("host 2 catches up", Duration::from_secs(15), || {
+        definition(cluster.host(2), "ov1").is_none().then_some(())
+    })
+    .unwrap();
     // The name is free again.
     cluster
         .host(1)

@@ -234,6 +234,68 @@ impl ClusterPlane for AgentPlane {
     }
 }
 
+/// How often a node compares its global networks with a manager's list.
+const CATCH_UP_EVERY: Duration = Duration::from_secs(60);
+
+/// Catches up with definitions this node missed (it was down or saw the manager as not
+/// alive when a network was deleted or created): shortly after start, then every minute,
+/// the manager's list is authoritative. Without an answer nothing changes.
+pub fn spawn_catch_up(plane: Arc<AgentPlane>, controller: Addr<Controller>) {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        loop {
+            if let Err(e) = catch_up(&plane, &controller).await {
+                debug!(error = %e, "global networks not compared with a manager");
+            }
+            tokio::time::sleep(CATCH_UP_EVERY).await;
+        }
+    });
+}
+
+async fn catch_up(plane: &AgentPlane, controller: &Addr<Controller>) -> Result<(), Error> {
+    // Local first: a network created between the two listings is then only in the
+    // manager's (adopted, harmless), never only in ours (which would remove it).
+    let local = controller
+        .send(weft_controller::ListNetworks {})
+        .await
+        .map_err(|e| Error::internal(format!("controller: {e}")))??;
+    let ManagerResponse::Networks(wanted) = plane.allocator.ask(ManagerRequest::Networks).await?
+    else {
+        return Err(Error::internal(
+            "the manager answered Networks with something else",
+        ));
+    };
+    for network in local
+        .iter()
+        .filter(|n| n.scope == weft_types::Scope::Global)
+    {
+        if !wanted.iter().any(|w| w.id == network.id) {
+            warn!(network = %network.name, "a manager no longer has this global network: removing it");
+            let forgotten = controller
+                .send(ForgetNetwork {
+                    network: network.id.clone(),
+                })
+                .await
+                .map_err(|e| Error::internal(format!("controller: {e}")))?;
+            if let Err(e) = forgotten {
+                warn!(network = %network.name, error = %e, "cannot remove a deleted global network");
+            }
+        }
+    }
+    for record in wanted {
+        if local.iter().any(|n| n.id == record.id) {
+            continue;
+        }
+        let name = record.name.clone();
+        match controller.send(AdoptNetwork { record }).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(network = %name, error = %e, "cannot adopt global network"),
+            Err(e) => warn!(network = %name, error = %e, "controller unreachable"),
+        }
+    }
+    Ok(())
+}
+
 /// Turns NetworkDB events into controller messages and driver events.
 pub struct ClusterWatcher {
     node_name: String,

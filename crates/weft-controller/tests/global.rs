@@ -239,7 +239,15 @@ async fn without_a_manager_creates_fail_clearly_and_the_rest_keeps_working() {
         .await
         .unwrap();
     core.create_endpoint("g1", endpoint("e1")).await.unwrap();
+    // A sandbox owning an endpoint of the global network, joined.
+    core.create_sandbox(sandbox("s1")).await.unwrap();
+    let mut owned = endpoint("s1");
+    owned.owner = Some("s1".to_owned());
+    core.create_endpoint("g1", owned).await.unwrap();
+    core.join("g1", "s1", "s1").await.unwrap();
     plane.up.store(false, Ordering::SeqCst);
+    let err = core.delete_sandbox("s1", true).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
 
     let err = core
         .create_network(network("g2", "ov", None))
@@ -255,19 +263,22 @@ async fn without_a_manager_creates_fail_clearly_and_the_rest_keeps_working() {
     assert!(err.message.contains("g1"), "{err}");
     // Nothing half-made, listing unaffected, local networks unaffected.
     assert_eq!(core.list_networks().len(), 1);
-    assert_eq!(core.list_endpoints(None).unwrap().len(), 1);
+    assert_eq!(core.list_endpoints(None).unwrap().len(), 2);
     core.create_network(network("l1", "fake", None))
         .await
         .unwrap();
     // Deleting needs the manager too, and fails before changing anything.
     let err = core.delete_endpoint("g1", "e1", false).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unavailable);
-    assert_eq!(core.list_endpoints(Some("g1")).unwrap().len(), 1);
-    // A restart while the manager is away: the endpoint left `deleting` does not stop it.
+    assert_eq!(core.list_endpoints(Some("g1")).unwrap().len(), 2);
+    // The failed delete left the endpoint as it was; a restart while the manager is away
+    // starts normally.
     drop(core);
     let mut core = open(&h, &plane, &driver).await;
     assert_eq!(core.list_networks().len(), 2);
     plane.up.store(true, Ordering::SeqCst);
+    core.delete_sandbox("s1", true).await.unwrap();
+    assert!(core.list_sandboxes().is_empty());
     core.delete_endpoint("g1", "e1", false).await.unwrap();
     core.delete_network("g1", false).await.unwrap();
 }

@@ -66,16 +66,18 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
         netdb: netdb.clone(),
         events: events.clone(),
     });
+    let cluster_plane: Arc<dyn weft_controller::ClusterPlane> = plane.clone();
     let tables: Vec<String> = drivers.iter().flat_map(|d| d.watched_tables()).collect();
     let controller_config = ControllerConfig {
         ipam: config.ipam.clone(),
         netns_prefix: config.netns_prefix.clone(),
-        cluster: plane,
+        cluster: cluster_plane,
     };
     let core = Core::open(controller_config, store, drivers, kernel)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the controller: {e}"))?;
     let controller = actix::Actor::start(Controller::new(core));
+    crate::plane::spawn_catch_up(plane, controller.clone());
     let _watcher = ClusterWatcher::start(
         config.node_name.clone(),
         netdb.clone(),
@@ -160,10 +162,8 @@ fn drivers(kernel: &Arc<dyn Kernel>, config: &AgentConfig) -> anyhow::Result<Dri
         }
     };
     let overlay = OverlayConfig {
-        netns_prefix: config.netns_prefix.clone(),
-        vtep,
         port: config.cluster.data_path_port,
-        mtu: None,
+        ..OverlayConfig::new(config.netns_prefix.clone(), vtep)
     };
     drivers.register(Arc::new(OverlayDriver::new(kernel.clone(), overlay)));
     Ok(drivers)

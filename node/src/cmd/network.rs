@@ -34,7 +34,7 @@ pub enum NetworkCmd {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Driver: bridge (default), host or null.
+    /// Driver: bridge (default), host, null, or overlay (global: the network spans the cluster).
     #[arg(short, long)]
     driver: Option<DriverName>,
     /// Subnet in CIDR form; repeat for several. Default: the next free predefined pool.

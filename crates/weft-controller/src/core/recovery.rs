@@ -159,14 +159,8 @@ impl Core {
             .collect();
         for id in &stale {
             info!(endpoint = %id.short(), "recovery: deleting endpoint left half-done");
-            match self.delete_endpoint_record(id.clone(), true).await {
-                // An endpoint of a global network whose manager is away stays `deleting`:
-                // the agent starts, and `weft endpoint rm` or the next start finishes it.
-                Err(e) if e.kind == ErrorKind::Unavailable => {
-                    warn!(endpoint = %id.short(), error = %e, "recovery: endpoint left deleting until a manager answers");
-                }
-                other => other?,
-            }
+            let result = self.delete_endpoint_record(id.clone(), true).await;
+            unless_manager_away(result, "endpoint", id.short())?;
         }
         Ok(stale.len())
     }
@@ -181,7 +175,8 @@ impl Core {
             .collect();
         for sandbox in &stale {
             info!(sandbox = %sandbox.name, "recovery: deleting sandbox left half-done");
-            self.delete_sandbox_record(sandbox.clone(), true).await?;
+            let result = self.delete_sandbox_record(sandbox.clone(), true).await;
+            unless_manager_away(result, "sandbox", sandbox.name.as_str())?;
         }
         Ok(stale.len())
     }
@@ -200,11 +195,30 @@ impl Core {
                 .endpoints_of(&network.id)
                 .map(|e| e.id.clone())
                 .collect();
+            let mut kept = false;
             for endpoint in endpoints {
-                self.delete_endpoint_record(endpoint, true).await?;
+                let result = self.delete_endpoint_record(endpoint.clone(), true).await;
+                kept |= unless_manager_away(result, "endpoint", endpoint.short())?;
             }
-            self.finish_network_delete(network.clone()).await?;
+            if !kept {
+                self.finish_network_delete(network.clone()).await?;
+            }
         }
         Ok(stale.len())
+    }
+}
+
+/// A step that needs a manager (releasing a global network's addresses) must not stop the
+/// agent from starting while no manager answers: the object is kept as it is (an endpoint
+/// whose release failed is back to ready, see `delete_endpoint_record`) and a later delete
+/// or start finishes. Returns whether it was kept; other errors still fail the start.
+fn unless_manager_away(result: Result<(), Error>, kind: &str, name: &str) -> Result<bool, Error> {
+    match result {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind == ErrorKind::Unavailable => {
+            warn!(object = kind, name, error = %e, "recovery: kept until a manager answers");
+            Ok(true)
+        }
+        Err(e) => Err(e),
     }
 }

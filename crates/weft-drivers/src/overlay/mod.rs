@@ -28,6 +28,7 @@ use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use weft_os::{Kernel, NsName, VXLAN_PORT};
 use weft_types::{
     DriverName, EndpointId, EndpointRecord, NetworkId, NetworkRecord, SandboxId, SandboxRecord,
@@ -57,7 +58,14 @@ pub struct OverlayConfig {
     pub port: u16,
     /// The MTU of the overlay's devices; the underlay's minus [`VXLAN_OVERHEAD`] when `None`.
     pub mtu: Option<u32>,
+    /// For this long after the driver starts, repair adds missing entries but removes none:
+    /// after a restart the peers arrive from NetworkDB over a few gossip rounds, and the
+    /// entries the previous run programmed must keep carrying traffic until then.
+    pub stray_grace: Duration,
 }
+
+/// The default [`OverlayConfig::stray_grace`].
+pub const STRAY_GRACE: Duration = Duration::from_secs(30);
 
 impl OverlayConfig {
     /// Port 4789 and the MTU derived from the underlay.
@@ -67,6 +75,7 @@ impl OverlayConfig {
             vtep,
             port: VXLAN_PORT,
             mtu: None,
+            stray_grace: STRAY_GRACE,
         }
     }
 }
@@ -97,6 +106,7 @@ pub struct OverlayDriver {
     config: OverlayConfig,
     /// One slot per network; the std lock is only held to find a slot, never across an await.
     nets: Mutex<BTreeMap<NetworkId, Slot>>,
+    started: Instant,
 }
 
 impl OverlayDriver {
@@ -107,6 +117,7 @@ impl OverlayDriver {
             kernel,
             config,
             nets: Mutex::default(),
+            started: Instant::now(),
         }
     }
 

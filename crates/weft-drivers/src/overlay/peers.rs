@@ -141,12 +141,13 @@ impl OverlayDriver {
     /// repair: every set-up network in turn, each under its own lock.
     pub(super) async fn repair_all(&self) -> Result<usize, DriverError> {
         let (mut repaired, mut errors) = (0, Vec::new());
+        let prune = self.started.elapsed() >= self.config.stray_grace;
         for (id, slot) in self.all_slots() {
             let st = slot.lock_owned().await;
             let (Some(net), Some(_), false) = (&st.net, st.up, st.gone) else {
                 continue;
             };
-            match self.repair_net(net, &st.peers).await {
+            match self.repair_net(net, &st.peers, prune).await {
                 Ok(n) => repaired += n,
                 Err(e) => errors.push(format!("{}: {}", network_object(&id), error_chain(&e))),
             }
@@ -162,10 +163,11 @@ impl OverlayDriver {
         &self,
         net: &OverlayNet,
         peers: &BTreeMap<String, PeerRecord>,
+        prune: bool,
     ) -> Result<usize, OsError> {
         let inside = NsRef::named(&self.netns(&net.id)?);
-        let n = self.repair_fdb(&inside, net, peers).await?;
-        Ok(n + self.repair_neighbours(&inside, net, peers).await?)
+        let n = self.repair_fdb(&inside, net, peers, prune).await?;
+        Ok(n + self.repair_neighbours(&inside, net, peers, prune).await?)
     }
 
     async fn repair_fdb(
@@ -173,6 +175,7 @@ impl OverlayDriver {
         inside: &NsRef,
         net: &OverlayNet,
         peers: &BTreeMap<String, PeerRecord>,
+        prune: bool,
     ) -> Result<usize, OsError> {
         let (k, dev) = (&self.kernel, &net.vxlan);
         let want: BTreeMap<MacAddr, IpAddr> = peers
@@ -181,7 +184,7 @@ impl OverlayDriver {
             .collect();
         let have = k.list_fdb(inside, dev).await?;
         let mut repaired = 0;
-        for stray in have.iter().filter(|e| !want.contains_key(&e.mac)) {
+        for stray in have.iter().filter(|e| prune && !want.contains_key(&e.mac)) {
             if kernel_default(stray.mac) {
                 continue;
             }
@@ -215,13 +218,14 @@ impl OverlayDriver {
         inside: &NsRef,
         net: &OverlayNet,
         peers: &BTreeMap<String, PeerRecord>,
+        prune: bool,
     ) -> Result<usize, OsError> {
         let (k, dev) = (&self.kernel, &net.vxlan);
         let want: BTreeMap<IpAddr, MacAddr> =
             peers.values().map(|p| (p.ip.addr(), p.mac)).collect();
         let have = k.list_neighbours(inside, dev).await?;
         let mut repaired = 0;
-        for stray in have.iter().filter(|n| !want.contains_key(&n.ip)) {
+        for stray in have.iter().filter(|n| prune && !want.contains_key(&n.ip)) {
             tracing::info!(network = net.id.short(), ip = %stray.ip, "removing a neighbour no peer wants");
             k.delete_neighbour(inside, dev, stray.ip).await?;
             repaired += 1;

@@ -32,7 +32,7 @@ pub(super) enum SetupError {
     /// The overlay MTU is derived from the link holding the VTEP address.
     #[error(
         "no link in the host namespace holds the vtep address {vtep}, so the overlay mtu \
-         cannot be derived (check the vtep address, or configure the overlay mtu)"
+         cannot be derived (check that --advertise-addr is this host's underlay address)"
     )]
     NoUnderlay { vtep: Ipv4Addr },
     #[error("underlay {dev} has mtu {mtu}, too small for the {VXLAN_OVERHEAD}-byte vxlan overhead")]

@@ -137,6 +137,7 @@ pub(super) async fn setup_with(
         .unwrap();
     let config = OverlayConfig {
         mtu: config_mtu,
+        stray_grace: std::time::Duration::ZERO,
         ..OverlayConfig::new(PREFIX, VTEP)
     };
     (k.clone(), OverlayDriver::new(k, config))
