@@ -80,6 +80,24 @@ fn overlay_networks_are_allocated_by_the_manager_and_survive_it() {
         .unwrap();
         assert_eq!(seen, expected, "host {i}");
     }
+    // Options the driver refuses are refused before the manager allocates anything: the
+    // name stays free and no definition appears anywhere.
+    for bad in [
+        vec!["--subnet", "198.19.205.0/24", "--subnet", "198.19.206.0/24"],
+        vec!["--encrypted"],
+        vec!["-o", &format!("{VXLANID}=99999999")],
+    ] {
+        let mut args = vec!["network", "create", "-d", "overlay"];
+        args.extend(bad.iter().copied());
+        args.push("bad1");
+        let out = cluster.host(3).cli(&args);
+        assert_eq!(out.code(), Some(1), "{bad:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{bad:?}: {}", out.stderr);
+    }
+    for (i, agent) in cluster.hosts() {
+        assert!(definition(agent, "bad1").is_none(), "host {i}");
+    }
+
     // The name is the cluster's: taken on every node.
     let again = cluster
         .host(3)

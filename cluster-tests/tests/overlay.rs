@@ -263,6 +263,17 @@ fn peers_follow_leaves_deaths_returns_and_hand_edits() {
     )
     .unwrap();
 
+    // Operators see it: the repair and the routed events are counted in the metrics.
+    let metrics = metrics(&cluster, 1);
+    assert!(
+        counter(&metrics, "weft_driver_repairs_total") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        counter(&metrics, "weft_driver_events_total{outcome=\"delivered\"}") >= 2.0,
+        "{metrics}"
+    );
+
     // A sandbox that goes away disappears from the other hosts' tables.
     cluster.host(2).ok(&["sandbox", "rm", "-f", "a2"]);
     wait_until("host 1 to drop a2", Duration::from_secs(5), || {
@@ -340,4 +351,26 @@ fn fdb_device(ns: &str) -> String {
         .next()
         .map(|n| n.split('@').next().unwrap_or(n).to_owned())
         .unwrap()
+}
+
+/// Host `i`'s Prometheus metrics, fetched inside its namespace (the diagnostic server
+/// listens on 127.0.0.1:7948 there).
+fn metrics(cluster: &Cluster, i: usize) -> String {
+    let script = "exec 3<>/dev/tcp/127.0.0.1/7948 && \
+                  printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 5 cat <&3";
+    let out = cluster.topology().exec(i, "bash", &["-c", script]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of the sample named exactly `name` (with its labels), 0 when absent.
+fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }

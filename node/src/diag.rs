@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::collections::{BTreeMap, BTreeSet};
+use weft_controller::events::DriverEvents;
 use weft_controller::{Controller, Observe as ObserveController};
 use weft_netdb::{MemberStatus, NetDbState, NetworkDb, Observe, WalkTable};
 use weft_types::api::{NodeInfo, TableEntryInfo};
@@ -126,8 +127,13 @@ fn label(key: &str, value: &str) -> Labels {
 pub async fn metrics(
     netdb: &Addr<NetworkDb>,
     controller: &Addr<Controller>,
+    events: &Addr<DriverEvents>,
 ) -> Result<String, Error> {
     let state = stats(netdb).await?;
+    let driver_events = events
+        .send(weft_controller::events::Stats)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("driver events: {e}")))?;
     let objects = controller
         .send(ObserveController {})
         .await
@@ -214,6 +220,32 @@ pub async fn metrics(
         "objects",
         "Networks, endpoints and sandboxes on this node",
         local,
+    );
+    let routed = Family::<Labels, Counter>::default();
+    routed
+        .get_or_create(&label("outcome", "delivered"))
+        .inc_by(driver_events.delivered);
+    routed
+        .get_or_create(&label("outcome", "dropped"))
+        .inc_by(driver_events.dropped);
+    registry.register(
+        "driver_events",
+        "Table events from other nodes handed to drivers, or dropped (too many for networks not here)",
+        routed,
+    );
+    let pending = Gauge::<i64>::default();
+    pending.set(driver_events.pending as i64);
+    registry.register(
+        "driver_events_pending",
+        "Table events kept for networks that do not exist here yet",
+        pending,
+    );
+    let repairs = Counter::<u64>::default();
+    repairs.inc_by(driver_events.repairs);
+    registry.register(
+        "driver_repairs",
+        "Kernel entries drivers put back or removed because they changed behind the agent's back",
+        repairs,
     );
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)

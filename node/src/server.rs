@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use weft_controller::events::DriverEvents;
 use weft_controller::*;
 use weft_netdb::NetworkDb;
 use weft_types::api::{API_PREFIX, JoinRequest, VersionInfo};
@@ -22,6 +23,7 @@ use weft_types::{Error, ErrorKind, NetworkId};
 struct Api {
     controller: Addr<Controller>,
     netdb: Addr<NetworkDb>,
+    events: Addr<DriverEvents>,
     node_name: String,
     data_dir: std::path::PathBuf,
 }
@@ -30,6 +32,7 @@ struct Api {
 pub fn router(
     controller: Addr<Controller>,
     netdb: Addr<NetworkDb>,
+    events: Addr<DriverEvents>,
     node_name: String,
     data_dir: std::path::PathBuf,
 ) -> Router {
@@ -73,6 +76,7 @@ pub fn router(
         .with_state(Api {
             controller,
             netdb,
+            events,
             node_name,
             data_dir,
         })
@@ -91,6 +95,7 @@ fn diag_routes() -> Router<Api> {
 pub fn diagnostic_router(
     controller: Addr<Controller>,
     netdb: Addr<NetworkDb>,
+    events: Addr<DriverEvents>,
     node_name: String,
 ) -> Router {
     Router::new()
@@ -101,6 +106,7 @@ pub fn diagnostic_router(
         .with_state(Api {
             controller,
             netdb,
+            events,
             node_name,
             data_dir: std::path::PathBuf::new(),
         })
@@ -227,7 +233,7 @@ async fn stats(State(api): State<Api>) -> ApiResult {
 }
 
 async fn metrics(State(api): State<Api>) -> ApiResult {
-    let text = diag::metrics(&api.netdb, &api.controller)
+    let text = diag::metrics(&api.netdb, &api.controller, &api.events)
         .await
         .map_err(ApiError)?;
     Ok(([("content-type", "text/plain; version=0.0.4")], text).into_response())

@@ -82,7 +82,7 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
         config.node_name.clone(),
         netdb.clone(),
         controller.clone(),
-        events,
+        events.clone(),
         tables,
     )
     .await?;
@@ -90,8 +90,12 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot serve diagnostics on {addr}"))?;
-        let app =
-            server::diagnostic_router(controller.clone(), netdb.clone(), config.node_name.clone());
+        let app = server::diagnostic_router(
+            controller.clone(),
+            netdb.clone(),
+            events.clone(),
+            config.node_name.clone(),
+        );
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
     let listener = bind(&config.api_socket).await?;
@@ -104,6 +108,7 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
     let app = server::router(
         controller,
         netdb.clone(),
+        events,
         config.node_name.clone(),
         config.data_dir.clone(),
     );

@@ -29,6 +29,10 @@ impl Core {
         driver: Arc<dyn Driver>,
     ) -> Result<NetworkInfo, Error> {
         let subnets = global_subnet_requests(&req)?;
+        // The driver refuses bad options before the manager allocates and publishes.
+        driver
+            .validate_network(&draft_record(&req, driver.name(), &subnets))
+            .map_err(Error::from)?;
         let meta = NetworkMeta {
             driver: driver.name().clone(),
             ipv6: req.ipv6,
@@ -239,6 +243,61 @@ impl Core {
                     endpoint.name
                 ))
             })
+    }
+}
+
+/// The record a manager would return for `req`, with placeholders for what it chooses: the
+/// id, the VNI when none is given (the first automatic one), an automatic subnet.
+fn draft_record(
+    req: &CreateNetworkRequest,
+    driver: &weft_types::DriverName,
+    subnets: &[SubnetRequest],
+) -> NetworkRecord {
+    let mut options: std::collections::BTreeMap<String, String> = req.options.clone().into();
+    options
+        .entry(weft_manager::VXLANID_OPTION.to_owned())
+        .or_insert_with(|| weft_manager::FIRST_AUTO_VNI.to_string());
+    let placeholder = SubnetRequest {
+        subnet: Some(IpNet::V4(ipnet::Ipv4Net::new_assert(
+            std::net::Ipv4Addr::UNSPECIFIED,
+            24,
+        ))),
+        ..SubnetRequest::default()
+    };
+    let requested = if subnets.is_empty() {
+        std::slice::from_ref(&placeholder)
+    } else {
+        subnets
+    };
+    let configs = requested
+        .iter()
+        .filter_map(|r| {
+            let subnet = r.subnet?;
+            let gateway = r
+                .gateway
+                .or_else(|| subnet.hosts().next())
+                .unwrap_or_else(|| subnet.addr());
+            Some(weft_types::SubnetConfig {
+                subnet,
+                gateway,
+                ip_range: r.ip_range,
+            })
+        })
+        .collect();
+    NetworkRecord {
+        id: NetworkId::cluster(),
+        name: req.name.clone(),
+        driver: driver.clone(),
+        scope: Scope::Global,
+        subnets: configs,
+        auto_subnet: subnets.is_empty(),
+        ipv6: req.ipv6,
+        internal: req.internal,
+        attachable: req.attachable,
+        options: weft_types::Options::try_from(options).unwrap_or_else(|_| req.options.clone()),
+        labels: req.labels.clone(),
+        created_ms: 0,
+        lifecycle: Lifecycle::Creating,
     }
 }
 
