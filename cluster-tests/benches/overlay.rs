@@ -32,22 +32,7 @@ fn cluster(n: usize) -> Cluster {
         ClusterOptions::default().args(["--gossip-interval", "100ms"]),
     )
     .unwrap();
-    for (i, agent) in cluster.hosts() {
-        wait_until(
-            &format!("host {i} to see {n} alive nodes"),
-            Duration::from_secs(60),
-            || {
-                let nodes = agent.json(&["node", "ls"]);
-                let alive = nodes
-                    .as_array()?
-                    .iter()
-                    .filter(|n| n["status"] == "alive")
-                    .count();
-                (alive == n).then_some(())
-            },
-        )
-        .unwrap();
-    }
+    cluster.wait_all_alive(Duration::from_secs(60)).unwrap();
     cluster
 }
 

@@ -396,6 +396,24 @@ impl Cluster {
         Ok(Cluster { agents, topology })
     }
 
+    /// Waits (bounded by `timeout` per host) until every host lists every host as alive.
+    pub fn wait_all_alive(&self, timeout: Duration) -> anyhow::Result<()> {
+        let n = self.agents.len();
+        for (i, agent) in self.hosts() {
+            wait_until(&format!("host {i} to see {n} alive nodes"), timeout, || {
+                let out = agent.cli(&["node", "ls", "--format", "json"]);
+                let nodes: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+                let alive = nodes
+                    .as_array()?
+                    .iter()
+                    .filter(|n| n["status"] == "alive")
+                    .count();
+                (alive == n).then_some(())
+            })?;
+        }
+        Ok(())
+    }
+
     /// The agent of host `i` (1-based). Panics when there is no host `i`.
     pub fn host(&self, i: usize) -> &Agent {
         let n = self.agents.len();

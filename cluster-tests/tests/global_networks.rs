@@ -16,25 +16,6 @@ fn options() -> ClusterOptions {
     ClusterOptions::default().args(["--gossip-interval", "100ms", "--suspicion-window", "3s"])
 }
 
-fn wait_alive(cluster: &Cluster, n: usize) {
-    for (i, agent) in cluster.hosts() {
-        wait_until(
-            &format!("host {i} to see {n} alive nodes"),
-            Duration::from_secs(30),
-            || {
-                let nodes = agent.json(&["node", "ls"]);
-                let alive = nodes
-                    .as_array()?
-                    .iter()
-                    .filter(|n| n["status"] == "alive")
-                    .count();
-                (alive == n).then_some(())
-            },
-        )
-        .unwrap();
-    }
-}
-
 /// (id, subnet, vni) of a network as a host reports it, once it has it.
 fn definition(agent: &Agent, network: &str) -> Option<(String, String, String)> {
     let out = agent.cli(&["network", "inspect", network, "--format", "json"]);
@@ -58,7 +39,7 @@ fn endpoint_ip(agent: &Agent, network: &str, name: &str) -> String {
 #[test]
 fn overlay_networks_are_allocated_by_the_manager_and_survive_it() {
     let mut cluster = Cluster::start(3, options()).unwrap();
-    wait_alive(&cluster, 3);
+    cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
 
     // Created on a worker: the manager allocates, every node stores the same definition.
     let created = cluster
@@ -182,7 +163,7 @@ fn overlay_networks_are_allocated_by_the_manager_and_survive_it() {
 #[test]
 fn a_global_network_is_deleted_everywhere_once_no_endpoint_uses_it() {
     let mut cluster = Cluster::start(3, options()).unwrap();
-    wait_alive(&cluster, 3);
+    cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
     cluster
         .host(3)
         .ok(&["network", "create", "-d", "overlay", "ov1"]);

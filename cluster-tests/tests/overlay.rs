@@ -25,25 +25,6 @@ fn options() -> ClusterOptions {
     ])
 }
 
-fn wait_alive(cluster: &Cluster, n: usize) {
-    for (i, agent) in cluster.hosts() {
-        wait_until(
-            &format!("host {i} to see {n} alive nodes"),
-            Duration::from_secs(30),
-            || {
-                let nodes = agent.json(&["node", "ls"]);
-                let alive = nodes
-                    .as_array()?
-                    .iter()
-                    .filter(|n| n["status"] == "alive")
-                    .count();
-                (alive == n).then_some(())
-            },
-        )
-        .unwrap();
-    }
-}
-
 /// Creates an overlay network on host 1 and waits until every host has it.
 fn overlay(cluster: &Cluster, name: &str, subnet: &str) {
     cluster.host(1).ok(&[
@@ -163,7 +144,7 @@ fn network_id(agent: &Agent, network: &str) -> String {
 #[test]
 fn sandboxes_on_three_hosts_share_an_overlay_and_nothing_else() {
     let cluster = Cluster::start(3, options()).unwrap();
-    wait_alive(&cluster, 3);
+    cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
     overlay(&cluster, "ov1", "198.19.200.0/24");
     let ips: Vec<String> = (1..=3)
         .map(|i| run(cluster.host(i), &format!("a{i}"), "ov1"))
@@ -227,7 +208,7 @@ fn sandboxes_on_three_hosts_share_an_overlay_and_nothing_else() {
 #[test]
 fn peers_follow_leaves_deaths_returns_and_hand_edits() {
     let mut cluster = Cluster::start(3, options()).unwrap();
-    wait_alive(&cluster, 3);
+    cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
     overlay(&cluster, "ov1", "198.19.202.0/24");
     let nid = network_id(cluster.host(1), "ov1");
     let ips: Vec<String> = (1..=3)
@@ -306,7 +287,7 @@ fn peers_follow_leaves_deaths_returns_and_hand_edits() {
 #[test]
 fn a_killed_agent_brings_its_overlay_back_without_leaks() {
     let mut cluster = Cluster::start(2, options()).unwrap();
-    wait_alive(&cluster, 2);
+    cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
     overlay(&cluster, "ov1", "198.19.203.0/24");
     let ip1 = run(cluster.host(1), "a1", "ov1");
     let ip2 = run(cluster.host(2), "a2", "ov1");

@@ -295,3 +295,23 @@ impl DriverRegistry {
         })
     }
 }
+
+/// An error and its sources, `outer: inner: ...` (weft-os errors keep the cause in `source`).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+pub(crate) fn network_object(id: &NetworkId) -> String {
+    format!("network {}", id.short())
+}
+
+pub(crate) fn endpoint_object(id: &EndpointId) -> String {
+    format!("endpoint {}", id.short())
+}

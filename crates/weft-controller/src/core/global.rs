@@ -8,7 +8,6 @@
 //! restart they are published again ([`Core::announce`]), because NetworkDB keeps nothing.
 
 use super::{Core, now_ms};
-use crate::crash;
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -60,7 +59,7 @@ impl Core {
 
     /// Stores and realises a global network's definition (from the manager's answer or
     /// from NetworkDB). Adopting a network already here changes nothing.
-    pub async fn adopt_network(&mut self, mut record: NetworkRecord) -> Result<(), Error> {
+    pub async fn adopt_network(&mut self, record: NetworkRecord) -> Result<(), Error> {
         if record.scope != Scope::Global {
             return Err(Error::invalid(format!(
                 "network {} is not global: only global networks are shared",
@@ -90,21 +89,7 @@ impl Core {
             )));
         }
         driver.validate_network(&record).map_err(Error::from)?;
-        record.lifecycle = Lifecycle::Creating;
-        self.save(record.clone()).await?;
-        crash::point(crash::NETWORK_CREATE_INTENT);
-        if let Err(e) = driver.create_network(&record).await {
-            self.undo_network_create(&record, driver.as_ref()).await;
-            return Err(e.into());
-        }
-        crash::point(crash::NETWORK_CREATE_DRIVER);
-        record.lifecycle = Lifecycle::Ready;
-        if let Err(e) = self.save(record.clone()).await {
-            self.undo_network_create(&record, driver.as_ref()).await;
-            return Err(e);
-        }
-        crash::point(crash::NETWORK_CREATE_DONE);
-        self.cluster.network_up(&record, driver);
+        self.realise_network(record.clone(), driver).await?;
         info!(network = %record.name, id = %record.id.short(), driver = %record.driver, "adopted global network");
         Ok(())
     }

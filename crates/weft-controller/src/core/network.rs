@@ -42,7 +42,7 @@ impl Core {
             Scope::Global => AddressSpace::Global,
         };
         let (subnets, pools) = self.allocate_subnets(space, &requests)?;
-        let mut record = NetworkRecord {
+        let record = NetworkRecord {
             id: NetworkId::random(),
             name: req.name,
             driver: driver_name,
@@ -62,6 +62,20 @@ impl Core {
             return Err(e.into());
         }
         self.pools.insert(record.id.clone(), pools);
+        self.realise_network(record.clone(), driver).await?;
+        info!(network = %record.name, id = %record.id.short(), driver = %record.driver, "created network");
+        self.network_info(&record.id)
+    }
+
+    /// The steps after allocation, for local networks and adopted global ones: intent,
+    /// driver, outcome, then the driver's events start. On a failure nothing remains (the
+    /// network's pools, if any, are released).
+    pub(crate) async fn realise_network(
+        &mut self,
+        mut record: NetworkRecord,
+        driver: Arc<dyn Driver>,
+    ) -> Result<(), Error> {
+        record.lifecycle = Lifecycle::Creating;
         if let Err(e) = self.save(record.clone()).await {
             self.release_network_pools(&record.id);
             return Err(e);
@@ -79,8 +93,7 @@ impl Core {
         }
         crash::point(crash::NETWORK_CREATE_DONE);
         self.cluster.network_up(&record, driver);
-        info!(network = %record.name, id = %record.id.short(), driver = %record.driver, "created network");
-        self.network_info(&record.id)
+        Ok(())
     }
 
     /// Deletes a network; with `force`, its endpoints first (leaving their sandboxes).

@@ -25,6 +25,7 @@ use weft_types::{
 };
 
 use crate::{Capability, Driver, DriverError, DriverOp, JoinContext, JoinInfo, Wanted};
+use crate::{endpoint_object, error_chain, network_object};
 pub use config::{BridgeNet, ConfigError};
 
 /// How many times a ruleset sync re-applies when networks changed while it was applying.
@@ -134,26 +135,6 @@ impl BridgeDriver {
     ) -> DriverError {
         self.failed(op, object, error_chain(e))
     }
-}
-
-/// An error and its sources, `outer: inner: ...` (weft-os errors keep the cause in `source`).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
-}
-
-fn network_object(id: &NetworkId) -> String {
-    format!("network {}", id.short())
-}
-
-fn endpoint_object(id: &EndpointId) -> String {
-    format!("endpoint {}", id.short())
 }
 
 #[async_trait]

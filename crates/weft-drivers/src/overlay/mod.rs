@@ -39,6 +39,7 @@ use crate::{
     Capability, Driver, DriverError, DriverOp, EventNotify, JoinContext, JoinInfo, TableEntry,
     Wanted,
 };
+use crate::{endpoint_object, error_chain, network_object};
 pub use config::{ConfigError, OverlayNet, VNI_OPTION};
 pub use peer::{PeerError, PeerRecord};
 
@@ -216,26 +217,6 @@ impl OverlayDriver {
             value,
         })
     }
-}
-
-/// An error and its sources, `outer: inner: ...` (weft-os errors keep the cause in `source`).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
-}
-
-fn network_object(id: &NetworkId) -> String {
-    format!("network {}", id.short())
-}
-
-fn endpoint_object(id: &EndpointId) -> String {
-    format!("endpoint {}", id.short())
 }
 
 #[async_trait]
