@@ -173,6 +173,22 @@ fn sandboxes_on_three_hosts_share_an_overlay_and_nothing_else() {
         }
     }
 
+    // `inspect --verbose` names the network's peers: every host with a sandbox on it.
+    let peers = wait_until("3 peers of ov1", Duration::from_secs(5), || {
+        let v = cluster
+            .host(1)
+            .json(&["network", "inspect", "--verbose", "ov1"]);
+        let mut ids: Vec<String> = v[0]["peers"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        (ids.len() == 3).then_some(ids)
+    })
+    .unwrap();
+    assert_eq!(peers, ["h1", "h2", "h3"]);
+
     // The MTU comes from the underlay: the largest unfragmented packet passes, one byte
     // more is refused.
     // (`ip` rather than /sys: sysfs shows the namespace it was mounted in, not the sandbox.)

@@ -83,6 +83,9 @@ pub struct NetworkInfo {
     pub created_ms: u64,
     /// Local endpoints, sorted by name.
     pub endpoints: Vec<NetworkEndpoint>,
+    /// The nodes with entries in the network's tables (`inspect --verbose` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<NodeInfo>>,
 }
 
 /// `POST /v1/networks/{network}/endpoints`.

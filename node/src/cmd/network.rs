@@ -18,6 +18,9 @@ pub enum NetworkCmd {
     Ls,
     /// Show networks in detail.
     Inspect {
+        /// Also the nodes with entries in each network's tables (its peers).
+        #[arg(short, long)]
+        verbose: bool,
         #[arg(required = true)]
         networks: Vec<String>,
     },
@@ -84,14 +87,18 @@ pub async fn run(cmd: NetworkCmd, ctx: &Ctx) -> Result<(), CallError> {
             print_list(&networks, ctx.format)?;
             Ok(())
         }
-        NetworkCmd::Inspect { networks } => {
+        NetworkCmd::Inspect { verbose, networks } => {
             let mut infos = Vec::new();
             for n in &networks {
-                infos.push(
-                    ctx.client
-                        .get::<NetworkInfo>(&format!("/networks/{}", seg(n)))
-                        .await?,
-                );
+                let mut info = ctx
+                    .client
+                    .get::<NetworkInfo>(&format!("/networks/{}", seg(n)))
+                    .await?;
+                if verbose {
+                    let path = format!("/diag/network-peers/{}", info.id);
+                    info.peers = Some(ctx.client.get(&path).await?);
+                }
+                infos.push(info);
             }
             print_inspect(&infos, ctx.format)?;
             Ok(())
@@ -217,6 +224,12 @@ fn print_inspect(infos: &[NetworkInfo], format: Format) -> Result<(), CallError>
         }
         for (k, v) in n.labels.iter() {
             println!("Label:      {k}={v}");
+        }
+        if let Some(peers) = &n.peers {
+            println!("Peers:      {}", peers.len());
+            for p in peers {
+                println!("  {}  {}  {}", p.id, p.address, output::opt(&p.role));
+            }
         }
         println!("Endpoints:  {}", n.endpoints.len());
         for e in &n.endpoints {

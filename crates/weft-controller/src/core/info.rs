@@ -96,6 +96,7 @@ impl Core {
             labels: n.labels.clone(),
             created_ms: n.created_ms,
             endpoints,
+            peers: None,
         })
     }
 
