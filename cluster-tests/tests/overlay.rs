@@ -22,6 +22,8 @@ fn options() -> ClusterOptions {
         "3s",
         "--repair-interval",
         "1s",
+        "--metrics-addr",
+        "127.0.0.1:9464",
     ])
 }
 
@@ -350,10 +352,9 @@ fn fdb_device(ns: &str) -> String {
         .unwrap()
 }
 
-/// Host `i`'s Prometheus metrics, fetched inside its namespace (the diagnostic server
-/// listens on 127.0.0.1:7948 there).
+/// Host `i`'s Prometheus metrics, fetched inside its namespace from `--metrics-addr`.
 fn metrics(cluster: &Cluster, i: usize) -> String {
-    let script = "exec 3<>/dev/tcp/127.0.0.1/7948 && \
+    let script = "exec 3<>/dev/tcp/127.0.0.1/9464 && \
                   printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 5 cat <&3";
     let out = cluster.topology().exec(i, "bash", &["-c", script]).unwrap();
     assert!(

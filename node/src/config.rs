@@ -85,6 +85,10 @@ pub struct AgentSettings {
     /// HTTP diagnostics and Prometheus metrics (default 127.0.0.1:7948; "off" disables).
     #[arg(long, env = "WEFT_DIAGNOSTIC_ADDR")]
     pub diagnostic_addr: Option<String>,
+    /// Prometheus metrics alone, on their own address (they are also on the diagnostic
+    /// address, path /metrics). Default: off.
+    #[arg(long, env = "WEFT_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Gossip round period, e.g. 200ms.
     #[arg(long, env = "WEFT_GOSSIP_INTERVAL")]
     pub gossip_interval: Option<String>,
@@ -138,6 +142,7 @@ pub struct ClusterSettings {
     pub token: Option<weft_keys::JoinToken>,
     pub rpc_port: u16,
     pub diagnostic: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
     pub gossip_interval: Duration,
     pub suspicion_window: Duration,
     pub data_path_port: u16,
@@ -346,6 +351,7 @@ fn cluster_settings(cli: &AgentSettings, file: &AgentSettings) -> anyhow::Result
         },
         rpc_port: cli.rpc_port.or(file.rpc_port).unwrap_or(DEFAULT_RPC_PORT),
         diagnostic,
+        metrics: cli.metrics_addr.or(file.metrics_addr),
         gossip_interval,
         suspicion_window,
         data_path_port,

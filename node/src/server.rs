@@ -91,6 +91,25 @@ fn diag_routes() -> Router<Api> {
         .route("/diag/stats", get(stats))
 }
 
+/// `--metrics-addr`: `/metrics` alone, for a scraper that should see nothing else.
+pub fn metrics_router(
+    controller: Addr<Controller>,
+    netdb: Addr<NetworkDb>,
+    events: Addr<DriverEvents>,
+    node_name: String,
+) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError(Error::not_found("path: only /metrics is served here")) })
+        .with_state(Api {
+            controller,
+            netdb,
+            events,
+            node_name,
+            data_dir: std::path::PathBuf::new(),
+        })
+}
+
 /// The diagnostic server's routes: the diagnostics, `/metrics` and `/ready`; no changes.
 pub fn diagnostic_router(
     controller: Addr<Controller>,

@@ -98,6 +98,18 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
         );
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
+    if let Some(addr) = config.cluster.metrics {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        let app = server::metrics_router(
+            controller.clone(),
+            netdb.clone(),
+            events.clone(),
+            config.node_name.clone(),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
     let listener = bind(&config.api_socket).await?;
     info!(
         socket = %config.api_socket.display(),
