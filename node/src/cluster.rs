@@ -58,7 +58,7 @@ pub async fn start(
         name: node_name.to_owned(),
         role: role.to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        data_addr: Some(settings.advertise.ip()),
+        data_addr: Some(settings.data_path.into()),
     };
     let key =
         TableKey::new(NODES_TABLE, cluster_network(), node_name).context("node record key")?;

@@ -95,6 +95,10 @@ pub struct AgentSettings {
     /// How long a silent node's entries are kept before it is declared dead, e.g. 60s.
     #[arg(long, env = "WEFT_SUSPICION_WINDOW")]
     pub suspicion_window: Option<String>,
+    /// This host's address for the VXLAN data path (its VTEP), if not the advertise address
+    /// (e.g. a separate network for container traffic). IPv4.
+    #[arg(long, env = "WEFT_DATA_PATH_ADDR")]
+    pub data_path_addr: Option<IpAddr>,
     /// UDP port of the VXLAN data path (overlay networks).
     #[arg(long, env = "WEFT_DATA_PATH_PORT")]
     pub data_path_port: Option<u16>,
@@ -145,6 +149,8 @@ pub struct ClusterSettings {
     pub metrics: Option<SocketAddr>,
     pub gossip_interval: Duration,
     pub suspicion_window: Duration,
+    /// This host's VTEP address.
+    pub data_path: std::net::Ipv4Addr,
     pub data_path_port: u16,
     /// None: never repair.
     pub repair_interval: Option<Duration>,
@@ -334,6 +340,18 @@ fn cluster_settings(cli: &AgentSettings, file: &AgentSettings) -> anyhow::Result
         .or(file.data_path_port)
         .unwrap_or(weft_os::VXLAN_PORT);
     anyhow::ensure!(data_path_port != 0, "--data-path-port must not be 0");
+    let data_path = match cli.data_path_addr.or(file.data_path_addr) {
+        Some(IpAddr::V4(ip)) if !ip.is_unspecified() && !ip.is_multicast() => ip,
+        Some(ip) => anyhow::bail!(
+            "--data-path-addr {ip}: the VXLAN data path needs a unicast IPv4 address of this host"
+        ),
+        None => match advertise_ip {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) => anyhow::bail!(
+                "--advertise-addr {ip} is IPv6: give --data-path-addr with an IPv4 address for the VXLAN data path"
+            ),
+        },
+    };
     Ok(ClusterSettings {
         listen,
         advertise: SocketAddr::new(advertise_ip, listen.port()),
@@ -354,6 +372,7 @@ fn cluster_settings(cli: &AgentSettings, file: &AgentSettings) -> anyhow::Result
         metrics: cli.metrics_addr.or(file.metrics_addr),
         gossip_interval,
         suspicion_window,
+        data_path,
         data_path_port,
         repair_interval,
     })
@@ -429,5 +448,43 @@ mod tests {
             ..Default::default()
         };
         assert!(AgentConfig::resolve(cli, None).is_err());
+        for bad in [
+            AgentSettings {
+                data_path_addr: Some("2001:db8::1".parse().unwrap()),
+                ..Default::default()
+            },
+            AgentSettings {
+                data_path_port: Some(0),
+                ..Default::default()
+            },
+            AgentSettings {
+                repair_interval: Some("1ms".into()),
+                ..Default::default()
+            },
+        ] {
+            let e = AgentConfig::resolve(bad, None).unwrap_err().to_string();
+            assert!(e.starts_with("--") && !e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_data_path_defaults_to_the_advertise_address() {
+        let cli = AgentSettings {
+            listen_addr: Some("198.18.0.1:7946".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = AgentConfig::resolve(cli, None).unwrap();
+        assert_eq!(c.cluster.data_path.to_string(), "198.18.0.1");
+        assert_eq!(c.cluster.data_path_port, 4789);
+        assert_eq!(c.cluster.repair_interval, Some(Duration::from_secs(5)));
+        let cli = AgentSettings {
+            listen_addr: Some("198.18.0.1:7946".parse().unwrap()),
+            data_path_addr: Some("198.18.1.1".parse().unwrap()),
+            repair_interval: Some("off".into()),
+            ..Default::default()
+        };
+        let c = AgentConfig::resolve(cli, None).unwrap();
+        assert_eq!(c.cluster.data_path.to_string(), "198.18.1.1");
+        assert_eq!(c.cluster.repair_interval, None);
     }
 }

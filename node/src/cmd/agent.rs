@@ -54,7 +54,7 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
     // Membership first: the controller publishes its endpoints' entries as it starts.
     let gossip = establish_membership(&config).await?;
     let netdb = cluster::start(&config.data_dir, &config.node_name, &gossip).await?;
-    let drivers = drivers(&kernel, &config)?;
+    let drivers = drivers(&kernel, &config);
     let events = DriverEvents::new(
         drivers.iter().cloned().collect(),
         config.cluster.repair_interval,
@@ -167,23 +167,17 @@ async fn establish_membership(config: &AgentConfig) -> anyhow::Result<ClusterSet
 }
 
 /// The drivers this agent offers.
-fn drivers(kernel: &Arc<dyn Kernel>, config: &AgentConfig) -> anyhow::Result<DriverRegistry> {
+fn drivers(kernel: &Arc<dyn Kernel>, config: &AgentConfig) -> DriverRegistry {
     let mut drivers = DriverRegistry::new();
     drivers.register(Arc::new(BridgeDriver::new(kernel.clone())));
     drivers.register(Arc::new(PassiveDriver::host()));
     drivers.register(Arc::new(PassiveDriver::null()));
-    let vtep = match config.cluster.advertise.ip() {
-        std::net::IpAddr::V4(ip) => ip,
-        std::net::IpAddr::V6(ip) => {
-            anyhow::bail!("--advertise-addr {ip}: the overlay data path needs an IPv4 address")
-        }
-    };
     let overlay = OverlayConfig {
         port: config.cluster.data_path_port,
-        ..OverlayConfig::new(config.netns_prefix.clone(), vtep)
+        ..OverlayConfig::new(config.netns_prefix.clone(), config.cluster.data_path)
     };
     drivers.register(Arc::new(OverlayDriver::new(kernel.clone(), overlay)));
-    Ok(drivers)
+    drivers
 }
 
 /// Where this node's allocation requests go: its own allocator on a manager (which then
