@@ -73,6 +73,23 @@ pub enum DriverError {
     },
 }
 
+impl DriverError {
+    /// `driver` tried `op` on `object` and failed with `message`.
+    pub fn failed(
+        driver: &DriverName,
+        op: DriverOp,
+        object: impl Into<String>,
+        message: String,
+    ) -> Self {
+        DriverError::Failed {
+            driver: driver.clone(),
+            op,
+            object: object.into(),
+            message,
+        }
+    }
+}
+
 impl From<DriverError> for Error {
     fn from(e: DriverError) -> Error {
         let kind = match e {

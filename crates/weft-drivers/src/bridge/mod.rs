@@ -119,12 +119,7 @@ impl BridgeDriver {
     }
 
     fn failed(&self, op: DriverOp, object: impl Into<String>, message: String) -> DriverError {
-        DriverError::Failed {
-            driver: self.name.clone(),
-            op,
-            object: object.into(),
-            message,
-        }
+        DriverError::failed(&self.name, op, object, message)
     }
 
     fn os_failed(
@@ -133,7 +128,7 @@ impl BridgeDriver {
         object: impl Into<String>,
         e: &weft_os::Error,
     ) -> DriverError {
-        self.failed(op, object, error_chain(e))
+        DriverError::failed(&self.name, op, object, error_chain(e))
     }
 }
 

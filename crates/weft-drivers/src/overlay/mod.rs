@@ -179,12 +179,7 @@ impl OverlayDriver {
     }
 
     fn failed(&self, op: DriverOp, object: impl Into<String>, message: String) -> DriverError {
-        DriverError::Failed {
-            driver: self.name.clone(),
-            op,
-            object: object.into(),
-            message,
-        }
+        DriverError::failed(&self.name, op, object, message)
     }
 
     fn os_failed(
@@ -193,7 +188,7 @@ impl OverlayDriver {
         object: impl Into<String>,
         e: &weft_os::Error,
     ) -> DriverError {
-        self.failed(op, object, error_chain(e))
+        DriverError::failed(&self.name, op, object, error_chain(e))
     }
 
     /// The table entry a joined endpoint publishes, if it has an IPv4 address.
