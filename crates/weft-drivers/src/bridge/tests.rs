@@ -60,7 +60,7 @@ pub(crate) fn endpoint(net: &NetworkRecord, host: u8) -> EndpointRecord {
     }
 }
 
-fn sandbox() -> SandboxRecord {
+pub(crate) fn sandbox() -> SandboxRecord {
     SandboxRecord {
         id: SandboxId::random(),
         name: "sb".parse().unwrap(),
@@ -70,7 +70,7 @@ fn sandbox() -> SandboxRecord {
     }
 }
 
-fn ctx(ns: &NsName, ifname: &str, default_route: bool) -> JoinContext {
+pub(crate) fn ctx(ns: &NsName, ifname: &str, default_route: bool) -> JoinContext {
     JoinContext {
         netns: ns.clone(),
         ifname: IfName::new(ifname).unwrap(),

@@ -10,38 +10,29 @@ use weft_os::{
     Route, VethSpec, VxlanInfo, VxlanSpec,
 };
 use weft_types::{
-    Attachment, DriverName, EndpointId, EndpointRecord, Lifecycle, MacAddr, NetworkId,
-    NetworkRecord, Options, SandboxId, SandboxRecord, Scope, SubnetConfig,
+    DriverName, EndpointId, EndpointRecord, MacAddr, NetworkId, NetworkRecord, Options, SandboxId,
+    Scope, SubnetConfig,
 };
 
 use super::{OverlayConfig, OverlayDriver, OverlayNet, PEER_TABLE, PeerRecord, VNI_OPTION, names};
-use crate::{Driver, DriverError, EventNotify, JoinContext, Wanted};
+pub(super) use crate::bridge::tests::{ctx, endpoint, sandbox};
+use crate::{Driver, DriverError, EventNotify, Wanted};
 
 pub(super) const VTEP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 pub(super) const REMOTE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 pub(super) const PREFIX: &str = "t-";
 
-/// An overlay network on 198.19.`n`.0/24 (gateway .1) with VNI 4096 + `n`.
+/// An overlay network on 198.19.`n`.0/24 (gateway .1) with VNI 4096 + `n`: the bridge
+/// tests' network, made global.
 pub(super) fn network(n: u8) -> NetworkRecord {
+    let vni = format!("{VNI_OPTION}={}", 4096 + u32::from(n));
     NetworkRecord {
-        id: NetworkId::random(),
         name: format!("ov{n}").parse().unwrap(),
         driver: DriverName::overlay(),
         scope: Scope::Global,
-        subnets: vec![SubnetConfig {
-            subnet: format!("198.19.{n}.0/24").parse().unwrap(),
-            gateway: format!("198.19.{n}.1").parse().unwrap(),
-            ip_range: None,
-        }],
-        auto_subnet: false,
-        ipv6: false,
-        internal: false,
         attachable: true,
-        options: Options::from_pairs([format!("{VNI_OPTION}={}", 4096 + u32::from(n)).as_str()])
-            .unwrap(),
-        labels: Default::default(),
-        created_ms: 0,
-        lifecycle: Lifecycle::Ready,
+        options: Options::from_pairs([vni.as_str()]).unwrap(),
+        ..crate::bridge::tests::network(n, false)
     }
 }
 
@@ -63,25 +54,6 @@ pub(super) fn mac_of(ip: ipnet::IpNet) -> MacAddr {
     }
 }
 
-pub(super) fn endpoint(net: &NetworkRecord, host: u8) -> EndpointRecord {
-    let ip = addr(net, host);
-    EndpointRecord {
-        id: EndpointId::random(),
-        name: format!("ep{host}").parse().unwrap(),
-        network: net.id.clone(),
-        ipv4: Some(ip),
-        ipv6: None,
-        mac: mac_of(ip),
-        aliases: vec![],
-        service: None,
-        attachment: Attachment::Detached,
-        interface: None,
-        owner: None,
-        created_ms: 0,
-        lifecycle: Lifecycle::Ready,
-    }
-}
-
 /// A remote endpoint of `net` at `host`, behind VTEP `REMOTE`.
 pub(super) fn remote(net: &NetworkRecord, host: u8) -> PeerRecord {
     let ip = addr(net, host);
@@ -100,24 +72,6 @@ pub(super) fn event(net: &NetworkRecord, key: &str, value: Option<&PeerRecord>) 
         owner: "node-2".to_owned(),
         prev: None,
         value: value.map(|p| p.encode().unwrap()),
-    }
-}
-
-pub(super) fn sandbox() -> SandboxRecord {
-    SandboxRecord {
-        id: SandboxId::random(),
-        name: "sb".parse().unwrap(),
-        hostname: None,
-        created_ms: 0,
-        lifecycle: Lifecycle::Ready,
-    }
-}
-
-pub(super) fn ctx(ns: &NsName, ifname: &str, default_route: bool) -> JoinContext {
-    JoinContext {
-        netns: ns.clone(),
-        ifname: ifn(ifname),
-        default_route,
     }
 }
 
