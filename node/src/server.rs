@@ -62,6 +62,7 @@ pub fn router(
             "/sandboxes/{sandbox}",
             get(inspect_sandbox).delete(delete_sandbox),
         )
+        .route("/sandboxes/{sandbox}/processes", post(start_process))
         .route("/nodes", get(list_nodes))
         .route("/cluster/token/{role}", get(cluster_token))
         .route("/keys", get(list_keys))
@@ -387,6 +388,15 @@ async fn create_sandbox(State(api): State<Api>, body: Bytes) -> ApiResult {
         StatusCode::CREATED,
     )
     .await
+}
+
+async fn start_process(
+    State(api): State<Api>,
+    Path(sandbox): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let request = parse(&body)?;
+    ask(&api, StartProcess { sandbox, request }, StatusCode::CREATED).await
 }
 
 async fn inspect_sandbox(State(api): State<Api>, Path(sandbox): Path<String>) -> ApiResult {

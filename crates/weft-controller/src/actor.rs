@@ -11,7 +11,7 @@ use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use weft_types::api::{
     CreateEndpointRequest, CreateNetworkRequest, CreateSandboxRequest, EndpointInfo, NetworkInfo,
-    SandboxInfo,
+    ProcessInfo, SandboxInfo, StartProcessRequest,
 };
 use weft_types::{Error, NetworkId, NetworkRecord};
 
@@ -127,6 +127,12 @@ mutation!(
     /// Deletes a sandbox.
     DeleteSandbox { sandbox: String, force: bool } -> (),
     |core, m| core.delete_sandbox(&m.sandbox, m.force)
+);
+
+mutation!(
+    /// Starts a detached process in a sandbox.
+    StartProcess { sandbox: String, request: StartProcessRequest } -> ProcessInfo,
+    |core, m| core.start_process(&m.sandbox, m.request)
 );
 
 mutation!(

@@ -24,6 +24,13 @@ pub fn command(spec: &CommandSpec) -> Command {
         .stdin(stdio(spec.stdin))
         .stdout(stdio(spec.stdout))
         .stderr(stdio(spec.stderr));
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
+    if spec.own_process_group {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
     cmd
 }
 

@@ -303,6 +303,11 @@ pub struct CommandSpec {
     pub stdout: StdioMode,
     /// Standard error.
     pub stderr: StdioMode,
+    /// Working directory; the agent's when `None`.
+    pub cwd: Option<std::path::PathBuf>,
+    /// In a process group of its own, so that signals meant for the agent's group (a
+    /// terminal's Ctrl-C) do not reach it.
+    pub own_process_group: bool,
 }
 
 impl CommandSpec {
@@ -320,6 +325,8 @@ impl CommandSpec {
             stdin: StdioMode::Inherit,
             stdout: StdioMode::Inherit,
             stderr: StdioMode::Inherit,
+            cwd: None,
+            own_process_group: false,
         }
     }
 

@@ -170,6 +170,79 @@ pub struct SandboxInfo {
     pub endpoints: Vec<SandboxEndpoint>,
 }
 
+/// Most arguments (program included) and environment variables a process start takes.
+pub const MAX_PROCESS_ARGS: usize = 4096;
+/// Most bytes of arguments, environment and working directory together.
+pub const MAX_PROCESS_BYTES: usize = 1 << 20;
+
+/// `POST /v1/sandboxes/{sandbox}/processes`: a command the agent starts detached in the
+/// sandbox (stdio on /dev/null) and reaps when it exits. Checked when decoded: a command,
+/// no NUL byte (no exec could take it), bounded sizes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StartProcessFields")]
+pub struct StartProcessRequest {
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// The environment of the process, as `(name, value)` pairs.
+    pub env: Vec<(String, String)>,
+    /// Its working directory; the agent's when absent.
+    pub cwd: Option<String>,
+}
+
+/// The fields of a [`StartProcessRequest`] before their checks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartProcessFields {
+    command: Vec<String>,
+    #[serde(default)]
+    env: Vec<(String, String)>,
+    #[serde(default)]
+    cwd: Option<String>,
+}
+
+impl TryFrom<StartProcessFields> for StartProcessRequest {
+    type Error = crate::Error;
+    fn try_from(f: StartProcessFields) -> Result<Self, Self::Error> {
+        let invalid = |m: &str| Err(crate::Error::invalid(m.to_owned()));
+        if f.command.first().is_none_or(String::is_empty) {
+            return invalid("the command is empty: give a program to run");
+        }
+        if f.command.len() + f.env.len() > MAX_PROCESS_ARGS {
+            return invalid("too many arguments and environment variables");
+        }
+        let strings = f
+            .command
+            .iter()
+            .chain(f.env.iter().flat_map(|(k, v)| [k, v]))
+            .chain(&f.cwd);
+        let (mut bytes, mut nul) = (0usize, false);
+        for s in strings {
+            bytes += s.len();
+            nul |= s.contains('\0');
+        }
+        if nul {
+            return invalid("the command, its environment or its directory holds a NUL byte");
+        }
+        if bytes > MAX_PROCESS_BYTES {
+            return invalid("the command and its environment are larger than 1 MiB");
+        }
+        if f.env.iter().any(|(k, _)| k.is_empty() || k.contains('=')) {
+            return invalid("an environment variable name is empty or holds '='");
+        }
+        Ok(StartProcessRequest {
+            command: f.command,
+            env: f.env,
+            cwd: f.cwd,
+        })
+    }
+}
+
+/// A process started in a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub pid: u32,
+}
+
 /// A cluster member as this node sees it (`GET /v1/nodes`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -239,5 +312,26 @@ mod tests {
         assert!(bad_cidr.is_err());
         let unknown = serde_json::from_str::<CreateNetworkRequest>(r#"{"name":"n","colour":1}"#);
         assert!(unknown.unwrap_err().to_string().contains("colour"));
+    }
+
+    #[test]
+    fn start_process_requests_are_checked_when_decoded() {
+        let ok: StartProcessRequest =
+            serde_json::from_str(r#"{"command":["sleep","1"],"env":[["PATH","/bin"]]}"#).unwrap();
+        assert_eq!(ok.command, ["sleep", "1"]);
+        assert_eq!(ok.cwd, None);
+        for (bad, says) in [
+            (r#"{"command":[]}"#, "command is empty"),
+            (r#"{"command":[""]}"#, "command is empty"),
+            (r#"{"command":["a\u0000b"]}"#, "NUL byte"),
+            (r#"{"command":["x"],"env":[["A=B","c"]]}"#, "holds '='"),
+            (r#"{"command":["x"],"tty":true}"#, "tty"),
+        ] {
+            let e = serde_json::from_str::<StartProcessRequest>(bad).unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
+        let huge = serde_json::json!({ "command": ["x", "y".repeat(MAX_PROCESS_BYTES)] });
+        let e = serde_json::from_value::<StartProcessRequest>(huge).unwrap_err();
+        assert!(e.to_string().contains("larger than 1 MiB"), "{e}");
     }
 }

@@ -11,8 +11,11 @@ pub const MAX_KEY_LEN: usize = 128;
 /// Longest value accepted.
 pub const MAX_VALUE_LEN: usize = 1024;
 
+/// Options that may be given without a value (`--opt encrypted`, as Docker takes it).
+pub const FLAG_OPTIONS: &[&str] = &["encrypted"];
+
 macro_rules! define_map {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $flags:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
@@ -35,11 +38,21 @@ macro_rules! define_map {
                 self.0.len()
             }
 
-            /// Parses `key=value` pairs as given on the command line.
+            /// Parses `key=value` pairs as given on the command line; only the flags
+            /// this map knows may come without `=`.
             pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = &'a str>) -> Result<Self, crate::Error> {
+                let flags: &[&str] = $flags;
                 let mut map = BTreeMap::new();
                 for pair in pairs {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    let (k, v) = match pair.split_once('=') {
+                        Some(kv) => kv,
+                        None if flags.contains(&pair) => (pair, ""),
+                        None => {
+                            return Err(crate::Error::invalid(format!(
+                                "{} {pair:?}: expected KEY=VALUE", $what
+                            )));
+                        }
+                    };
                     if map.insert(k.to_owned(), v.to_owned()).is_some() {
                         return Err(crate::Error::invalid(format!("{} {k:?} is given twice", $what)));
                     }
@@ -67,12 +80,14 @@ macro_rules! define_map {
 define_map!(
     /// Driver options, e.g. `mtu=1400`, `encrypted=`.
     Options,
-    "option"
+    "option",
+    FLAG_OPTIONS
 );
 define_map!(
     /// Free-form labels for operators.
     Labels,
-    "label"
+    "label",
+    &[]
 );
 
 fn validate_map(map: &BTreeMap<String, String>, what: &str) -> Result<(), crate::Error> {
@@ -110,6 +125,16 @@ mod tests {
         let o = Options::from_pairs(["mtu=1400", "encrypted"]).unwrap();
         assert_eq!(o.get("mtu"), Some("1400"));
         assert_eq!(o.get("encrypted"), Some(""));
+    }
+
+    #[test]
+    fn a_pair_without_equals_is_refused_unless_it_is_a_flag() {
+        let e = Options::from_pairs(["novalue"]).unwrap_err();
+        assert_eq!(e.message, "option \"novalue\": expected KEY=VALUE");
+        let e = Labels::from_pairs(["noeq"]).unwrap_err();
+        assert_eq!(e.message, "label \"noeq\": expected KEY=VALUE");
+        assert!(Labels::from_pairs(["encrypted"]).is_err());
+        assert_eq!(Labels::from_pairs(["k="]).unwrap().get("k"), Some(""));
     }
 
     #[test]

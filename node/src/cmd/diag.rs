@@ -12,9 +12,17 @@ pub enum DiagCmd {
     /// Cluster peers as this node sees them.
     Peers,
     /// Nodes holding entries of a network (a name, an id, or `cluster`).
-    NetworkPeers { network: String },
+    NetworkPeers {
+        #[arg(value_parser = super::reference)]
+        network: String,
+    },
     /// Entries of a table of a network, with their owners.
-    Table { table: String, network: String },
+    Table {
+        #[arg(value_parser = super::reference)]
+        table: String,
+        #[arg(value_parser = super::reference)]
+        network: String,
+    },
     /// Gossip statistics: members, tables, datagram counters, keys (JSON).
     Stats,
 }

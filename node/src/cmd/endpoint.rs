@@ -27,27 +27,41 @@ pub enum EndpointCmd {
         /// The service this endpoint is a backend of.
         #[arg(long)]
         service: Option<Name>,
+        #[arg(value_parser = super::reference)]
         network: String,
         name: Name,
     },
     /// Join an endpoint to a sandbox.
     Join {
+        #[arg(value_parser = super::reference)]
         network: String,
+        #[arg(value_parser = super::reference)]
         endpoint: String,
+        #[arg(value_parser = super::reference)]
         sandbox: String,
     },
     /// Make an endpoint leave its sandbox.
-    Leave { network: String, endpoint: String },
+    Leave {
+        #[arg(value_parser = super::reference)]
+        network: String,
+        #[arg(value_parser = super::reference)]
+        endpoint: String,
+    },
     /// List endpoints, of one network or all.
     #[command(alias = "list")]
-    Ls { network: Option<String> },
+    Ls {
+        #[arg(value_parser = super::reference)]
+        network: Option<String>,
+    },
     /// Remove an endpoint.
     #[command(alias = "remove")]
     Rm {
         /// Leave the sandbox first if joined.
         #[arg(short, long)]
         force: bool,
+        #[arg(value_parser = super::reference)]
         network: String,
+        #[arg(value_parser = super::reference)]
         endpoint: String,
     },
 }

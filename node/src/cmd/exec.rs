@@ -3,14 +3,14 @@
 
 use super::{Ctx, seg};
 use crate::client::CallError;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use weft_types::api::SandboxInfo;
 
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
     /// The sandbox's name or id.
+    #[arg(value_parser = super::reference)]
     sandbox: String,
     /// The command and its arguments (after `--`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
@@ -22,31 +22,18 @@ pub async fn run(args: ExecArgs, ctx: &Ctx) -> Result<(), CallError> {
         .client
         .get(&format!("/sandboxes/{}", seg(&args.sandbox)))
         .await?;
-    let code = run_in(&info, &args.command, Detach::No)?;
+    let code = run_in(&info, &args.command)?;
     exit_with(code)
 }
 
-/// Whether the command outlives this process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Detach {
-    No,
-    /// In its own process group, stdio on /dev/null, not waited for.
-    Yes,
-}
-
-/// Runs `command` in the sandbox's namespace; its exit code, or 0 when detached.
-pub fn run_in(sandbox: &SandboxInfo, command: &[String], detach: Detach) -> Result<i32, CallError> {
+/// Runs `command` in the sandbox's namespace with this terminal's stdio; its exit code.
+/// A command that cannot start is reported here and is an error of code 127 or 126.
+pub fn run_in(sandbox: &SandboxInfo, command: &[String]) -> Result<i32, CallError> {
     let (program, rest) = command
         .split_first()
         .ok_or_else(|| CallError::Transport(anyhow::anyhow!("no command given")))?;
     let mut cmd = Command::new(program);
     cmd.args(rest);
-    if detach == Detach::Yes {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-    }
     let netns = PathBuf::from(&sandbox.netns);
     let mut child = weft_os::exec::spawn_in_netns_blocking(Some(netns), cmd).map_err(|e| {
         // Shells' conventions: 127 not found, 126 not executable.
@@ -61,9 +48,6 @@ pub fn run_in(sandbox: &SandboxInfo, command: &[String], detach: Detach) -> Resu
         );
         CallError::Exit(code)
     })?;
-    if detach == Detach::Yes {
-        return Ok(0);
-    }
     let status = child
         .wait()
         .map_err(|e| CallError::Transport(anyhow::anyhow!("waiting for {program}: {e}")))?;

@@ -22,6 +22,15 @@ pub struct Ctx {
     pub format: Format,
 }
 
+/// Parses an object reference (a name, an id or an id prefix) from the command line:
+/// an empty one would reach no API path, so it is refused here with its meaning.
+pub fn reference(s: &str) -> Result<String, String> {
+    match s.is_empty() {
+        true => Err("the name or id is empty: give a name, an id or an id prefix".to_owned()),
+        false => Ok(s.to_owned()),
+    }
+}
+
 /// Escapes a path segment (names and ids are validated, but user references are not).
 pub fn seg(s: &str) -> String {
     s.bytes()

@@ -21,7 +21,7 @@ pub enum NetworkCmd {
         /// Also the nodes with entries in each network's tables (its peers).
         #[arg(short, long)]
         verbose: bool,
-        #[arg(required = true)]
+        #[arg(required = true, value_parser = super::reference)]
         networks: Vec<String>,
     },
     /// Remove networks.
@@ -30,7 +30,7 @@ pub enum NetworkCmd {
         /// Remove the networks' endpoints too (they leave their sandboxes).
         #[arg(short, long)]
         force: bool,
-        #[arg(required = true)]
+        #[arg(required = true, value_parser = super::reference)]
         networks: Vec<String>,
     },
 }

@@ -1,14 +1,16 @@
 //! `weft run`: creates a sandbox, creates and joins one endpoint per network (each owned
 //! by the sandbox, so removing the sandbox removes them), then runs a command inside it,
-//! in the foreground or detached (`-d`, printing the sandbox name). On a failure before
-//! the command starts, everything created is removed again.
+//! in the foreground or detached (`-d`: the agent starts and reaps it; this prints the
+//! sandbox name). On a failure before the command starts (a program that cannot be
+//! executed included), everything created is removed again.
 
-use super::exec::{Detach, exit_with, run_in};
+use super::exec::{exit_with, run_in};
 use super::{Ctx, seg};
 use crate::client::CallError;
 use std::net::IpAddr;
 use weft_types::api::{
-    CreateEndpointRequest, CreateSandboxRequest, EndpointInfo, JoinRequest, SandboxInfo,
+    CreateEndpointRequest, CreateSandboxRequest, EndpointInfo, JoinRequest, ProcessInfo,
+    SandboxInfo, StartProcessRequest,
 };
 use weft_types::{Hostname, Name};
 
@@ -18,7 +20,7 @@ pub struct RunArgs {
     #[arg(long)]
     name: Name,
     /// A network to join; repeat for several (the first one joined carries the default route).
-    #[arg(long = "network", required = true)]
+    #[arg(long = "network", required = true, value_parser = super::reference)]
     networks: Vec<String>,
     /// A specific IPv4 address on the first network.
     #[arg(long)]
@@ -58,15 +60,34 @@ pub async fn run(args: RunArgs, ctx: &Ctx) -> Result<(), CallError> {
         }
     };
     if args.detach {
-        run_in(&sandbox, &args.command, Detach::Yes)?;
+        // The agent starts and reaps it: this process exits now.
+        let start = StartProcessRequest {
+            command: args.command.clone(),
+            env: std::env::vars().collect(),
+            cwd: std::env::current_dir()
+                .ok()
+                .map(|d| d.display().to_string()),
+        };
+        let path = format!("/sandboxes/{}/processes", created.id);
+        if let Err(e) = ctx.client.post::<_, ProcessInfo>(&path, &start).await {
+            let _ = ctx.client.delete(&remove).await;
+            return Err(e);
+        }
         println!("{}", sandbox.name);
         return Ok(());
     }
-    let code = run_in(&sandbox, &args.command, Detach::No);
+    let code = match run_in(&sandbox, &args.command) {
+        Ok(code) => code,
+        // It never started: nothing of this run may stay behind.
+        Err(e) => {
+            let _ = ctx.client.delete(&remove).await;
+            return Err(e);
+        }
+    };
     if args.rm {
         ctx.client.delete(&remove).await?;
     }
-    exit_with(code?)
+    exit_with(code)
 }
 
 /// One owned endpoint per network, joined in order.

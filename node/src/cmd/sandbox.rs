@@ -20,7 +20,7 @@ pub enum SandboxCmd {
     Ls,
     /// Show sandboxes in detail.
     Inspect {
-        #[arg(required = true)]
+        #[arg(required = true, value_parser = super::reference)]
         sandboxes: Vec<String>,
     },
     /// Remove sandboxes.
@@ -29,7 +29,7 @@ pub enum SandboxCmd {
         /// Make joined endpoints leave first.
         #[arg(short, long)]
         force: bool,
-        #[arg(required = true)]
+        #[arg(required = true, value_parser = super::reference)]
         sandboxes: Vec<String>,
     },
 }

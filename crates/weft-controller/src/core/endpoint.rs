@@ -24,6 +24,8 @@ impl Core {
         req: CreateEndpointRequest,
     ) -> Result<EndpointInfo, Error> {
         let network = self.find_ready_network(network_ref)?.clone();
+        let ids = self.endpoints_of(&network.id).map(|e| e.id.as_str());
+        super::resolve::check_name_not_an_id(req.name.as_str(), ids, "endpoint")?;
         if let Some(e) = self.endpoints_of(&network.id).find(|e| e.name == req.name) {
             return Err(Error::already_exists(format!(
                 "endpoint {} on network {} (id {})",

@@ -28,6 +28,7 @@ impl Core {
         driver: Arc<dyn Driver>,
     ) -> Result<NetworkInfo, Error> {
         let subnets = global_subnet_requests(&req)?;
+        self.check_host_subnets(&subnets).await?;
         // The driver refuses bad options before the manager allocates and publishes.
         driver
             .validate_network(&draft_record(&req, driver.name(), &subnets))

@@ -162,20 +162,23 @@ impl Core {
     /// The namespace to enter to run in the sandbox: the agent's own when the sandbox is
     /// on a host network, else the sandbox's.
     fn sandbox_netns_path(&self, id: &SandboxId) -> Result<String, Error> {
-        let on_host = self
-            .ready_endpoints()
+        if self.sandbox_on_host(id) {
+            return Ok(format!("/proc/{}/ns/net", std::process::id()));
+        }
+        let netns = self.sandbox_netns(id)?;
+        Ok(self.kernel.netns_path(&netns).display().to_string())
+    }
+
+    /// Whether the sandbox joined a network whose driver runs it in the host's namespace.
+    pub(crate) fn sandbox_on_host(&self, id: &SandboxId) -> bool {
+        self.ready_endpoints()
             .filter(|e| e.attachment == Attachment::Joined(id.clone()))
             .any(|e| {
                 self.networks
                     .get(&e.network)
                     .and_then(|n| self.network_driver(&n.record).ok())
                     .is_some_and(|d| d.capability().host_namespace)
-            });
-        if on_host {
-            return Ok(format!("/proc/{}/ns/net", std::process::id()));
-        }
-        let netns = self.sandbox_netns(id)?;
-        Ok(self.kernel.netns_path(&netns).display().to_string())
+            })
     }
 
     fn ready_endpoints(&self) -> impl Iterator<Item = &EndpointRecord> {

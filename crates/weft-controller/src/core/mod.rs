@@ -12,6 +12,7 @@
 
 mod endpoint;
 mod global;
+mod host;
 mod info;
 mod network;
 mod recovery;

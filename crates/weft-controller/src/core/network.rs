@@ -23,6 +23,7 @@ impl Core {
         let driver_name = req.driver.clone().unwrap_or_else(DriverName::bridge);
         let driver = self.drivers.get(&driver_name)?;
         self.check_network_name_free(&req)?;
+        self.check_single_host_network(driver.as_ref())?;
         let capability = driver.capability();
         if capability.scope == Scope::Global {
             return self.create_global_network(req, driver).await;
@@ -36,6 +37,7 @@ impl Core {
                 "driver {driver_name} gives no addresses: --subnet, --gateway, --ip-range and --ipv6 do not apply"
             )));
         };
+        self.check_host_subnets(&requests).await?;
         let scope = capability.scope;
         let space = match scope {
             Scope::Local => AddressSpace::Local,
@@ -170,6 +172,8 @@ impl Core {
     }
 
     fn check_network_name_free(&self, req: &CreateNetworkRequest) -> Result<(), Error> {
+        let ids = self.networks.keys().map(NetworkId::as_str);
+        super::resolve::check_name_not_an_id(req.name.as_str(), ids, "network")?;
         match self.networks.values().find(|s| s.record.name == req.name) {
             None => Ok(()),
             Some(s) if s.record.lifecycle == Lifecycle::Deleting => Err(Error::forbidden(format!(
@@ -335,6 +339,7 @@ pub(super) fn validate_subnet_request(r: &SubnetRequest) -> Result<(), Error> {
             subnet.trunc()
         )));
     }
+    check_prefix_len(subnet)?;
     if let Some(gateway) = r.gateway {
         if !subnet.contains(&gateway) {
             return Err(Error::invalid(format!(
@@ -354,6 +359,43 @@ pub(super) fn validate_subnet_request(r: &SubnetRequest) -> Result<(), Error> {
     {
         return Err(Error::invalid(format!(
             "ip range {range} is outside subnet {subnet}"
+        )));
+    }
+    Ok(())
+}
+
+/// The prefix lengths a network's subnet may have: short enough to hold a gateway and an
+/// endpoint, long enough not to swallow other networks (a /0 takes every address, the
+/// host's own included, and every later join then fails with "network is unreachable").
+fn prefix_bounds(subnet: IpNet) -> (u8, u8) {
+    match subnet {
+        IpNet::V4(_) => (MIN_PREFIX_V4, MAX_PREFIX_V4),
+        IpNet::V6(_) => (MIN_PREFIX_V6, MAX_PREFIX_V6),
+    }
+}
+
+/// Shortest IPv4 prefix accepted for a network: one former class A.
+const MIN_PREFIX_V4: u8 = 8;
+/// Longest IPv4 prefix: a /30 holds the gateway and one endpoint.
+const MAX_PREFIX_V4: u8 = 30;
+/// Shortest IPv6 prefix accepted for a network.
+const MIN_PREFIX_V6: u8 = 16;
+/// Longest IPv6 prefix: a /126 holds the gateway and a few endpoints.
+const MAX_PREFIX_V6: u8 = 126;
+
+fn check_prefix_len(subnet: IpNet) -> Result<(), Error> {
+    let (min, max) = prefix_bounds(subnet);
+    let len = subnet.prefix_len();
+    if len < min {
+        return Err(Error::invalid(format!(
+            "subnet {subnet} is too large for a network: it would cover addresses of the host and of \
+             other networks; use a prefix of /{min} to /{max}"
+        )));
+    }
+    if len > max {
+        return Err(Error::invalid(format!(
+            "subnet {subnet} is too small for a network: it cannot hold a gateway and an endpoint; \
+             use a prefix of /{min} to /{max}"
         )));
     }
     Ok(())
@@ -396,6 +438,28 @@ mod tests {
     fn ipv6_needs_the_flag_and_a_subnet() {
         assert!(subnet_requests(&req(vec![sub("2001:db8::/64")], false)).is_err());
         assert!(subnet_requests(&req(vec![], true)).is_err());
+    }
+
+    #[test]
+    fn subnets_that_cannot_hold_a_network_are_refused() {
+        for (bad, says) in [
+            ("0.0.0.0/0", "too large"),
+            ("128.0.0.0/1", "too large"),
+            ("198.0.0.0/7", "too large"),
+            ("::/0", "too large"),
+            ("2000::/15", "too large"),
+            ("198.19.1.0/31", "too small"),
+            ("198.19.1.1/32", "too small"),
+            ("2001:db8::/127", "too small"),
+        ] {
+            let e = validate_subnet_request(&sub(bad)).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidParameter, "{bad}");
+            assert!(e.message.contains(says), "{bad}: {}", e.message);
+            assert!(e.message.contains(bad), "{bad}: {}", e.message);
+        }
+        for good in ["10.0.0.0/8", "198.19.1.0/30", "2001::/16", "2001:db8::/126"] {
+            validate_subnet_request(&sub(good)).unwrap();
+        }
     }
 
     #[test]

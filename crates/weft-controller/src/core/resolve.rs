@@ -1,8 +1,13 @@
 //! Finding objects from what users type: an id, a name, or a unique prefix of an id.
-//! Exact id first, then exact name, then id prefix (Docker's order).
+//! Exact id first, then exact name, then id prefix (Docker's order): a name beats an id
+//! prefix, so `rm abc` removes the object named `abc`, not the one whose id starts with
+//! it. So that a name can never stand for another object's id as listings show it, names
+//! of 64 hex digits, and names of 12 or more hex digits that begin an existing id, are
+//! refused at creation ([`check_name_not_an_id`]). Shorter hex names (`cafe`, `b`) are
+//! fine: refusing them would fail at random, with the ids that happen to exist.
 
 use super::Core;
-use weft_types::id::is_id_prefix;
+use weft_types::id::{ID_LEN, SHORT_ID_LEN, is_id_prefix};
 use weft_types::{EndpointRecord, Error, ErrorKind, Lifecycle, NetworkRecord, SandboxRecord};
 
 /// Picks the one candidate `reference` designates among `(id, name, item)`.
@@ -36,6 +41,34 @@ fn pick<'a, T>(
         }
     }
     Err(Error::not_found(format!("{what} {reference}")))
+}
+
+/// Refuses a new `name` that a reference would read as an id: a full id (which always
+/// wins over names), or a short id or longer prefix of one of `ids` (what `ls` shows, so
+/// that `rm SHORT-ID` could not reach the object that took it as a name).
+pub(super) fn check_name_not_an_id<'a>(
+    name: &str,
+    mut ids: impl Iterator<Item = &'a str>,
+    what: &str,
+) -> Result<(), Error> {
+    if !is_id_prefix(name) {
+        return Ok(());
+    }
+    if name.len() == ID_LEN {
+        return Err(Error::invalid(format!(
+            "{what} name {name} looks like an id (64 hex digits): pick a name that is not one"
+        )));
+    }
+    if name.len() < SHORT_ID_LEN {
+        return Ok(());
+    }
+    match ids.find(|id| id.starts_with(name)) {
+        Some(id) => Err(Error::invalid(format!(
+            "{what} name {name} is a prefix of the id of {what} {}: pick a name that is not one",
+            &id[..SHORT_ID_LEN.min(id.len())]
+        ))),
+        None => Ok(()),
+    }
 }
 
 impl Core {
@@ -101,6 +134,37 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_read_as_ids_are_refused() {
+        let full = "ab".repeat(32);
+        let id = format!("abc1ff{}", "0".repeat(58));
+        let ids = [id.as_str()];
+        let check = |name: &str| check_name_not_an_id(name, ids.iter().copied(), "network");
+        let e = check(&full).unwrap_err();
+        assert!(e.message.contains("looks like an id"), "{}", e.message);
+        let e = check(&id[..12]).unwrap_err();
+        assert!(
+            e.message
+                .contains("prefix of the id of network abc1ff000000"),
+            "{}",
+            e.message
+        );
+        assert!(check(&id[..20]).is_err());
+        // Short hex names, hex that prefixes no id, and names that are not hex, are fine.
+        for ok in [
+            "abc",
+            "abc1ff",
+            "b",
+            "cafe",
+            "abc1ff00000f",
+            "web",
+            "abc-1",
+            "ABC",
+        ] {
+            check(ok).unwrap();
+        }
+    }
 
     #[test]
     fn exact_id_then_name_then_unique_prefix() {

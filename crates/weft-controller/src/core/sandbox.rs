@@ -4,8 +4,8 @@
 use super::{Core, now_ms};
 use crate::crash;
 use tracing::{info, warn};
-use weft_os::NsName;
-use weft_types::api::{CreateSandboxRequest, SandboxInfo};
+use weft_os::{CommandSpec, NsName, NsRef, StdioMode};
+use weft_types::api::{CreateSandboxRequest, ProcessInfo, SandboxInfo, StartProcessRequest};
 use weft_types::{Error, ErrorKind, Lifecycle, SandboxId, SandboxRecord};
 
 /// The kernel's failures as users see them.
@@ -30,6 +30,8 @@ impl Core {
         &mut self,
         req: CreateSandboxRequest,
     ) -> Result<SandboxInfo, Error> {
+        let ids = self.sandboxes.keys().map(SandboxId::as_str);
+        super::resolve::check_name_not_an_id(req.name.as_str(), ids, "sandbox")?;
         if let Some(s) = self.sandboxes.values().find(|s| s.record.name == req.name) {
             return Err(Error::already_exists(format!(
                 "sandbox {} (id {})",
@@ -129,6 +131,58 @@ impl Core {
         crash::point(crash::SANDBOX_DELETE_DONE);
         info!(sandbox = %sandbox.name, id = %sandbox.id.short(), "deleted sandbox");
         Ok(())
+    }
+
+    /// Starts a command detached in a sandbox (stdio on /dev/null, its own process
+    /// group) and reaps it when it exits, so that a process `sandbox rm` kills does not
+    /// stay a zombie. The agent, not the CLI, is its parent: the CLI exits at once.
+    pub async fn start_process(
+        &mut self,
+        reference: &str,
+        req: StartProcessRequest,
+    ) -> Result<ProcessInfo, Error> {
+        let sandbox = self.find_sandbox(reference)?.clone();
+        if sandbox.lifecycle != Lifecycle::Ready {
+            return Err(Error::forbidden(format!(
+                "sandbox {} is being deleted: nothing can start in it",
+                sandbox.name
+            )));
+        }
+        let ns = match self.sandbox_on_host(&sandbox.id) {
+            true => NsRef::Host,
+            false => NsRef::named(&self.sandbox_netns(&sandbox.id)?),
+        };
+        let (program, args) = req
+            .command
+            .split_first()
+            .ok_or_else(|| Error::invalid("the command is empty".to_owned()))?;
+        let mut spec = CommandSpec::new(program, args).stdio(StdioMode::Null);
+        spec.env = req
+            .env
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        spec.cwd = req.cwd.map(Into::into);
+        spec.own_process_group = true;
+        let process = self.kernel.spawn(&ns, &spec).await.map_err(|e| {
+            // The io error (e.g. "No such file or directory") is what the user needs.
+            let cause =
+                std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+            Error::invalid(format!(
+                "cannot run {program} in sandbox {}: {cause}",
+                sandbox.name
+            ))
+        })?;
+        let pid = process.pid();
+        info!(sandbox = %sandbox.name, pid, program = %program, "started detached process");
+        let name = sandbox.name.clone();
+        tokio::spawn(async move {
+            match process.wait().await {
+                Ok(code) => info!(sandbox = %name, pid, code, "detached process exited"),
+                Err(e) => warn!(sandbox = %name, pid, error = %e, "cannot reap detached process"),
+            }
+        });
+        Ok(ProcessInfo { pid })
     }
 
     /// Kills what runs in a namespace, then deletes it. Absent is fine.

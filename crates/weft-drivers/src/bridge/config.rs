@@ -101,7 +101,11 @@ fn parse_options(network: &NetworkRecord) -> Result<u32, ConfigError> {
     let mut mtu = DEFAULT_MTU;
     for (key, value) in network.options.iter() {
         match key {
-            MTU_OPTION => mtu = parse_mtu(value)?,
+            MTU_OPTION => {
+                mtu = parse_mtu(value).ok_or_else(|| ConfigError::InvalidMtu {
+                    value: value.to_owned(),
+                })?
+            }
             "encrypted" => return Err(ConfigError::Encrypted),
             _ => {
                 return Err(ConfigError::UnknownOption {
@@ -113,12 +117,8 @@ fn parse_options(network: &NetworkRecord) -> Result<u32, ConfigError> {
     Ok(mtu)
 }
 
-fn parse_mtu(value: &str) -> Result<u32, ConfigError> {
-    value
-        .parse::<u32>()
-        .ok()
-        .filter(|m| MTU_RANGE.contains(m))
-        .ok_or_else(|| ConfigError::InvalidMtu {
-            value: value.to_owned(),
-        })
+/// An `mtu` option's value, if it is an integer in [`MTU_RANGE`] (the overlay driver
+/// reads the same option).
+pub(crate) fn parse_mtu(value: &str) -> Option<u32> {
+    value.parse::<u32>().ok().filter(|m| MTU_RANGE.contains(m))
 }

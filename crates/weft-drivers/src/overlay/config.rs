@@ -14,6 +14,9 @@ use super::names;
 pub const VNI_OPTION: &str = "com.docker.network.driver.overlay.vxlanid_list";
 /// The option asking for an encrypted data path, which this driver does not do yet.
 pub const ENCRYPTED_OPTION: &str = "encrypted";
+/// The option setting the MTU of the network's bridge, vxlan and veths (the bridge
+/// driver's name for it), instead of the underlay's MTU less the VXLAN overhead.
+pub const MTU_OPTION: &str = crate::bridge::config::MTU_OPTION;
 
 /// Why an overlay network's definition is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,8 +25,14 @@ pub enum ConfigError {
     #[error("option {VNI_OPTION} is missing: an overlay network needs a vni")]
     MissingVni,
     /// A VNI is not an integer in range.
-    #[error("invalid vni {value:?} in option {VNI_OPTION}: expected an integer from 1 to 16777215")]
+    #[error("invalid vni {value:?} in option {VNI_OPTION}: a vxlanid must be 1..16777215")]
     InvalidVni { value: String },
+    /// An option the overlay driver does not know: refused, not silently ignored.
+    #[error("unknown option {key:?} for the overlay driver (supported: {MTU_OPTION}, {VNI_OPTION}){hint}", hint = vni_hint(key))]
+    UnknownOption { key: String },
+    /// `mtu` is not an integer in range.
+    #[error("invalid mtu {value:?}: expected an integer from 68 to 65535")]
+    InvalidMtu { value: String },
     /// The VNI list does not give one VNI per IPv4 subnet.
     #[error(
         "option {VNI_OPTION} lists {vnis} vnis for {subnets} ipv4 subnet(s): expected one per subnet"
@@ -64,14 +73,14 @@ pub struct OverlayNet {
     pub bridge: IfName,
     /// Its vxlan device, `vx-<vni>-<nid>`.
     pub vxlan: IfName,
+    /// The MTU the `mtu` option sets; else it comes from the underlay.
+    pub mtu: Option<u32>,
 }
 
 impl OverlayNet {
     /// Parses and checks `network`'s options and subnets.
     pub fn from_record(network: &NetworkRecord) -> Result<Self, ConfigError> {
-        if network.options.get(ENCRYPTED_OPTION).is_some() {
-            return Err(ConfigError::Encrypted);
-        }
+        let mtu = parse_options(network)?;
         let (subnet, gateway) = ipv4_subnet(network)?;
         let vni = parse_vni(network.options.get(VNI_OPTION))?;
         let name_err = |e: weft_os::Error| ConfigError::Name {
@@ -85,6 +94,7 @@ impl OverlayNet {
             gateway,
             bridge: names::bridge(vni, &network.id).map_err(name_err)?,
             vxlan: names::vxlan(vni, &network.id).map_err(name_err)?,
+            mtu,
         })
     }
 
@@ -93,6 +103,39 @@ impl OverlayNet {
         Ipv4Net::new(self.gateway, self.subnet.prefix_len())
             .map(IpNet::V4)
             .unwrap_or(IpNet::V4(self.subnet))
+    }
+}
+
+/// Checks every option, so that a typo is an error instead of an ignored setting; the
+/// MTU the `mtu` option sets, if any. The VNI list is parsed with the subnets.
+fn parse_options(network: &NetworkRecord) -> Result<Option<u32>, ConfigError> {
+    let mut mtu = None;
+    for (key, value) in network.options.iter() {
+        match key {
+            VNI_OPTION => {}
+            MTU_OPTION => {
+                mtu = Some(crate::bridge::config::parse_mtu(value).ok_or_else(|| {
+                    ConfigError::InvalidMtu {
+                        value: value.to_owned(),
+                    }
+                })?)
+            }
+            ENCRYPTED_OPTION => return Err(ConfigError::Encrypted),
+            _ => {
+                return Err(ConfigError::UnknownOption {
+                    key: key.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(mtu)
+}
+
+/// Docker users write the VNI option's last part alone; name the whole key for them.
+fn vni_hint(key: &str) -> String {
+    match VNI_OPTION.ends_with(key) {
+        true => format!(": did you mean {VNI_OPTION}?"),
+        false => String::new(),
     }
 }
 

@@ -99,8 +99,13 @@ impl OverlayDriver {
             return Ok((false, mtu));
         }
         st.up = None;
-        let mtu = self.overlay_mtu().await;
-        let mtu = mtu.map_err(|e| self.failed(op, &object, error_chain(&e)))?;
+        let mtu = match net.mtu {
+            Some(mtu) => mtu,
+            None => self
+                .overlay_mtu()
+                .await
+                .map_err(|e| self.failed(op, &object, error_chain(&e)))?,
+        };
         if let Err(e) = self.build(&ns, net, mtu).await {
             let mut message = error_chain(&e);
             if !existed {

@@ -578,6 +578,39 @@ fn validate_network_names_the_problem() {
         &|n| n.options = Options::from_pairs(["encrypted", &format!("{VNI_OPTION}=5000")]).unwrap(),
         "encrypted",
     );
+    let with =
+        |extra: &str| Options::from_pairs([format!("{VNI_OPTION}=5000").as_str(), extra]).unwrap();
+    // Unknown keys were stored and silently ignored: a typo must be an error.
+    for (bad, want) in [
+        ("vxlanid_list=99999999", "unknown option \"vxlanid_list\""),
+        (
+            "vxlanid_list=5000",
+            "did you mean com.docker.network.driver.overlay.vxlanid_list",
+        ),
+        ("com.example.x=1", "unknown option \"com.example.x\""),
+        ("mtu=abc", "invalid mtu \"abc\""),
+        ("mtu=67", "invalid mtu \"67\""),
+        ("mtu=", "invalid mtu \"\""),
+    ] {
+        check(&|n| n.options = with(bad), want);
+    }
+    let mut net = network(20);
+    net.options = with("mtu=1400");
+    assert_eq!(OverlayNet::from_record(&net).unwrap().mtu, Some(1400));
+    assert_eq!(OverlayNet::from_record(&network(20)).unwrap().mtu, None);
+}
+
+#[tokio::test]
+async fn the_mtu_option_beats_the_underlay_and_the_driver_setting() {
+    let (k, d) = setup_with(9000, Some(1400)).await;
+    let mut net = network(23);
+    net.options = Options::from_pairs([format!("{VNI_OPTION}=4123").as_str(), "mtu=1300"]).unwrap();
+    let ep = join(&k, &d, &net, 2).await;
+    let (_, ns, o) = ov(&net);
+    assert_eq!(link(&k, &ns, &o.bridge).await.unwrap().mtu, 1300);
+    assert_eq!(link(&k, &ns, &o.vxlan).await.unwrap().mtu, 1300);
+    let ve = names::host_veth(&ep.id).unwrap();
+    assert_eq!(link(&k, &ns, &ve).await.unwrap().mtu, 1300);
 }
 
 #[test]
