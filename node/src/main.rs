@@ -9,6 +9,7 @@ mod join;
 mod manager;
 mod output;
 mod plane;
+mod serve;
 mod server;
 
 use clap::{Parser, Subcommand};

@@ -156,6 +156,27 @@ impl Process {
         }
     }
 
+    /// Waits for the exit on a thread of its own and hands the exit code to `on_exit`: for
+    /// detached processes, which may outlive the agent. A thread, not `spawn_blocking`,
+    /// because a runtime waits for its blocking tasks when it shuts down, and the agent
+    /// must stop while its sandboxes' processes run on.
+    pub fn reap_in_background(self, on_exit: impl FnOnce(crate::Result<i32>) + Send + 'static) {
+        let pid = self.pid;
+        let err = move |source| crate::Error::WaitCommand { pid, source };
+        match self.inner {
+            Inner::Fake(code) => on_exit(Ok(code)),
+            Inner::Real(mut child) => {
+                let reaper = std::thread::Builder::new()
+                    .name(format!("reap-{pid}"))
+                    .spawn(move || on_exit(child.wait().map(exit_code).map_err(err)));
+                if let Err(e) = reaper {
+                    // Without a thread the child is reaped when the agent exits.
+                    tracing::warn!(pid, error = %e, "cannot start a thread to reap a process");
+                }
+            }
+        }
+    }
+
     /// Waits for the process to exit and returns its exit code (see [`exit_code`]).
     pub async fn wait(self) -> crate::Result<i32> {
         let pid = self.pid;

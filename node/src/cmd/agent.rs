@@ -96,7 +96,8 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
             events.clone(),
             config.node_name.clone(),
         );
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let forever = std::future::pending();
+        tokio::spawn(crate::serve::serve(listener, app, "diagnostics", forever));
     }
     if let Some(addr) = config.cluster.metrics {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -108,7 +109,8 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
             events.clone(),
             config.node_name.clone(),
         );
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let forever = std::future::pending();
+        tokio::spawn(crate::serve::serve(listener, app, "metrics", forever));
     }
     let listener = bind(&config.api_socket).await?;
     info!(
@@ -124,9 +126,7 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
         config.node_name.clone(),
         config.data_dir.clone(),
     );
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    crate::serve::serve(listener, app, "api", shutdown_signal()).await;
     let _ = std::fs::remove_file(&config.api_socket);
     // Leave the cluster gracefully: peers drop this node's entries at once. Sandboxes
     // and their data plane stay.
@@ -137,7 +137,6 @@ async fn serve(config: AgentConfig) -> anyhow::Result<()> {
     {
         tracing::warn!("leaving the cluster took longer than 5 s");
     }
-    served.context("API server failed")?;
     info!("weft agent stopped");
     Ok(())
 }

@@ -176,11 +176,9 @@ impl Core {
         let pid = process.pid();
         info!(sandbox = %sandbox.name, pid, program = %program, "started detached process");
         let name = sandbox.name.clone();
-        tokio::spawn(async move {
-            match process.wait().await {
-                Ok(code) => info!(sandbox = %name, pid, code, "detached process exited"),
-                Err(e) => warn!(sandbox = %name, pid, error = %e, "cannot reap detached process"),
-            }
+        process.reap_in_background(move |exit| match exit {
+            Ok(code) => info!(sandbox = %name, pid, code, "detached process exited"),
+            Err(e) => warn!(sandbox = %name, pid, error = %e, "cannot reap detached process"),
         });
         Ok(ProcessInfo { pid })
     }
