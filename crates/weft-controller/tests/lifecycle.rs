@@ -275,6 +275,32 @@ async fn driver_failures_roll_back_every_step() {
 }
 
 #[tokio::test]
+async fn a_failed_rollback_leaves_a_network_rm_can_finish_not_a_blocked_name() {
+    let h = Harness::new();
+    let mut core = h.open().await.unwrap();
+    h.fake.fail(DriverOp::CreateNetwork, 1);
+    h.fake.fail(DriverOp::DeleteNetwork, 1);
+    let e = core
+        .create_network(network("a", "fake", Some("198.19.10.0/24")))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("run weft network rm a to finish"),
+        "{}",
+        e.message
+    );
+    let e = core
+        .create_network(network("a", "fake", Some("198.19.10.0/24")))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("being deleted"), "{}", e.message);
+    core.delete_network("a", false).await.unwrap();
+    core.create_network(network("a", "fake", Some("198.19.10.0/24")))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn failed_network_delete_can_be_retried_and_blocks_reuse_of_the_name() {
     let h = Harness::new();
     let mut core = h.open().await.unwrap();

@@ -85,13 +85,13 @@ impl Core {
         crash::point(crash::NETWORK_CREATE_INTENT);
         if let Err(e) = driver.create_network(&record).await {
             self.undo_network_create(&record, driver.as_ref()).await;
-            return Err(e.into());
+            return Err(self.with_rollback_note(e.into(), &record));
         }
         crash::point(crash::NETWORK_CREATE_DRIVER);
         record.lifecycle = Lifecycle::Ready;
         if let Err(e) = self.save(record.clone()).await {
             self.undo_network_create(&record, driver.as_ref()).await;
-            return Err(e);
+            return Err(self.with_rollback_note(e, &record));
         }
         crash::point(crash::NETWORK_CREATE_DONE);
         self.cluster.network_up(&record, driver);
@@ -154,20 +154,41 @@ impl Core {
         Ok(())
     }
 
-    /// Undoes a create that failed after its intent was persisted. Errors are logged: the
-    /// record stays `creating` if they persist, and the next start undoes it again.
+    /// Undoes a create that failed after its intent was persisted. When the driver cannot
+    /// delete what it made, the record is marked `deleting` (pools still reserved, as the
+    /// kernel may still use them): `weft network rm` then finishes the cleanup, instead of
+    /// a `creating` record that hides the network and blocks its name until a restart.
     pub(crate) async fn undo_network_create(
         &mut self,
         network: &NetworkRecord,
         driver: &dyn Driver,
     ) {
         if let Err(e) = driver.delete_network(&network.id).await {
-            warn!(network = %network.name, error = %e, "rollback: driver failed to delete network");
+            warn!(network = %network.name, error = %e, "rollback: driver failed to delete network; run weft network rm to finish");
+            let mut deleting = network.clone();
+            deleting.lifecycle = Lifecycle::Deleting;
+            if let Err(e) = self.save(deleting).await {
+                warn!(network = %network.name, error = %e, "rollback: failed to mark the network deleting");
+            }
             return;
         }
         self.release_network_pools(&network.id);
         if let Err(e) = self.erase::<NetworkRecord>(&network.id).await {
             warn!(network = %network.name, error = %e, "rollback: failed to delete network record");
+        }
+    }
+
+    /// `e`, saying how to finish if the rollback left the network behind.
+    fn with_rollback_note(&self, e: Error, network: &NetworkRecord) -> Error {
+        match self.networks.contains_key(&network.id) {
+            false => e,
+            true => Error::new(
+                e.kind,
+                format!(
+                    "{}; undoing it failed too: run weft network rm {} to finish",
+                    e.message, network.name
+                ),
+            ),
         }
     }
 

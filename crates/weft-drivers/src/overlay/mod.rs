@@ -107,7 +107,39 @@ pub struct OverlayDriver {
     config: OverlayConfig,
     /// One slot per network; the std lock is only held to find a slot, never across an await.
     nets: Mutex<BTreeMap<NetworkId, Slot>>,
+    /// Networks deleted here: events still queued for one must not make its slot again.
+    deleted: Mutex<Tombstones>,
     started: Instant,
+}
+
+/// Most deleted networks remembered; ids are random and never reused, so the oldest
+/// matter least (their queued events are long delivered).
+const MAX_TOMBSTONES: usize = 4096;
+
+/// The ids of deleted networks, oldest first, bounded by [`MAX_TOMBSTONES`].
+#[derive(Debug, Default)]
+struct Tombstones {
+    ids: BTreeSet<NetworkId>,
+    order: std::collections::VecDeque<NetworkId>,
+}
+
+impl Tombstones {
+    fn insert(&mut self, id: NetworkId) {
+        if self.ids.insert(id.clone()) {
+            self.order.push_back(id);
+        }
+        while self.order.len() > MAX_TOMBSTONES {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &NetworkId) {
+        if self.ids.remove(id) {
+            self.order.retain(|o| o != id);
+        }
+    }
 }
 
 impl OverlayDriver {
@@ -118,6 +150,7 @@ impl OverlayDriver {
             kernel,
             config,
             nets: Mutex::default(),
+            deleted: Mutex::default(),
             started: Instant::now(),
         }
     }
@@ -127,14 +160,33 @@ impl OverlayDriver {
         &self.config
     }
 
-    /// The peers known for `network`, by table key.
+    /// The peers known for `network`, by table key. Asking makes no state.
     pub async fn peers(&self, network: &NetworkId) -> BTreeMap<String, PeerRecord> {
-        self.lock_net(network).await.peers.clone()
+        let slot = self.slots().get(network).cloned();
+        match slot {
+            Some(slot) => slot.lock_owned().await.peers.clone(),
+            None => BTreeMap::new(),
+        }
+    }
+
+    /// How many networks the driver holds state for: deleted ones must not stay.
+    #[cfg(test)]
+    fn network_count(&self) -> usize {
+        self.slots().len()
     }
 
     fn slots(&self) -> MutexGuard<'_, BTreeMap<NetworkId, Slot>> {
         // A panic while holding the lock leaves a map that is still consistent.
         self.nets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tombstones(&self) -> MutexGuard<'_, Tombstones> {
+        self.deleted.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `id` was deleted here (and not created again since).
+    fn is_deleted(&self, id: &NetworkId) -> bool {
+        self.tombstones().ids.contains(id)
     }
 
     /// Locks the state of `id`, making it if needed.
@@ -154,12 +206,13 @@ impl OverlayDriver {
         slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    /// Drops a network's state; its guard must be held, so waiters see `gone`.
+    /// Drops a deleted network's state; its guard must be held, so waiters see `gone`.
     fn forget(&self, id: &NetworkId, st: &mut NetState) {
         *st = NetState {
             gone: true,
             ..NetState::default()
         };
+        self.tombstones().insert(id.clone());
         self.slots().remove(id);
     }
 
@@ -235,6 +288,7 @@ impl Driver for OverlayDriver {
     async fn create_network(&self, network: &NetworkRecord) -> Result<(), DriverError> {
         // Lazy: the namespace is made by the first local join.
         let net = self.parse(network)?;
+        self.tombstones().remove(&network.id);
         self.lock_net(&network.id).await.net = Some(net);
         Ok(())
     }

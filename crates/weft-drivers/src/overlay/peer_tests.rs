@@ -26,6 +26,31 @@ async fn peers_received_before_the_network_exists_are_programmed_at_the_first_jo
 }
 
 #[tokio::test]
+async fn events_queued_for_a_deleted_network_do_not_bring_it_back() {
+    let (k, d) = setup().await;
+    let net = network(7);
+    d.create_network(&net).await.unwrap();
+    join(&k, &d, &net, 2).await;
+    assert_eq!(d.network_count(), 1);
+    d.delete_network(&net.id).await.unwrap();
+    assert_eq!(d.network_count(), 0);
+    d.event_notify(&event(&net, "a", Some(&remote(&net, 10))))
+        .await
+        .unwrap();
+    assert_eq!(d.network_count(), 0, "the deleted network's slot came back");
+    assert!(d.peers(&net.id).await.is_empty());
+    // Asking for the peers of a network never seen makes no state either.
+    assert!(d.peers(&network(8).id).await.is_empty());
+    assert_eq!(d.network_count(), 0);
+    // Created again (adopted anew): its events count again.
+    d.create_network(&net).await.unwrap();
+    d.event_notify(&event(&net, "a", Some(&remote(&net, 10))))
+        .await
+        .unwrap();
+    assert_eq!(d.peers(&net.id).await.len(), 1);
+}
+
+#[tokio::test]
 async fn events_program_replace_and_remove_neighbour_and_fdb_entries() {
     let (k, d) = setup().await;
     let net = network(5);

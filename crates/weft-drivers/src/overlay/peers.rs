@@ -47,6 +47,11 @@ impl OverlayDriver {
             // Our own endpoints are reached through the local bridge.
             return Ok(());
         }
+        if self.is_deleted(&ev.network) {
+            // Queued before the network was deleted here: keeping it would bring the
+            // network back as state that nothing frees.
+            return Ok(());
+        }
         let mut st = self.lock_net(&ev.network).await;
         let old = match new {
             Some(rec) => st.peers.insert(ev.key.clone(), rec),
