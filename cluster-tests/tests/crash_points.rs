@@ -304,3 +304,53 @@ fn every_crash_point_recovers_to_a_consistent_state() {
         run_case(point);
     }
 }
+
+/// A panic inside an operation (a bug, not a crash) takes the controller's state with it:
+/// the agent must exit with a clear line rather than live on answering "busy", and the
+/// restart recovers as after a crash.
+#[test]
+fn a_panicking_operation_ends_the_agent_and_the_restart_recovers() {
+    let mut agent = Agent::start(AgentOptions::default()).unwrap();
+    agent.stop().unwrap();
+    agent
+        .spawn(&[(crash::PANIC_AT_ENV, crash::NETWORK_CREATE_INTENT)])
+        .unwrap();
+    agent.wait_ready().unwrap();
+    let args = [
+        "network",
+        "create",
+        "-d",
+        "null",
+        "--subnet",
+        "198.19.90.0/24",
+        "p",
+    ];
+    assert!(
+        !agent.cli(&args).success(),
+        "the injected panic did not happen"
+    );
+    let status = agent.wait_exit(std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(weft_controller::PANIC_EXIT_CODE),
+        "{status}: {}",
+        agent.log()
+    );
+    assert!(
+        agent.log().contains("a controller operation panicked"),
+        "{}",
+        agent.log()
+    );
+    agent.restart().unwrap();
+    let networks = agent.json(&["network", "ls"]);
+    assert!(
+        networks
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["name"] != "p"),
+        "the half-made network survived: {networks}"
+    );
+    agent.ok(&args);
+    agent.stop().unwrap();
+}

@@ -98,7 +98,7 @@ impl Manager {
                         Err(Error::invalid(format!("malformed manager request: {e}")))
                     }
                 };
-                weft_rpc::encode(&reply).unwrap_or_default()
+                encode_reply(&reply)
             }
         })
     }
@@ -154,5 +154,64 @@ impl Manager {
         if let Err(e) = result {
             warn!(network = %id.short(), error = %e, "cannot withdraw the network's definition");
         }
+    }
+}
+
+/// Encodes `reply`. One that cannot be encoded (larger than an RPC message may be) becomes
+/// an error saying so: an empty answer would reach the client as a decoding failure.
+fn encode_reply(reply: &ManagerReply) -> Vec<u8> {
+    let e = match weft_rpc::encode(reply) {
+        Ok(bytes) => return bytes,
+        Err(e) => e,
+    };
+    warn!(error = %e, "cannot encode a manager reply");
+    let refusal: ManagerReply = Err(Error::internal(format!(
+        "the manager cannot send its answer: {e}"
+    )));
+    // A short error always encodes; should it not, the client reports a decoding failure.
+    weft_rpc::encode(&refusal).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use weft_types::{DriverName, Labels, Lifecycle, Scope};
+
+    #[test]
+    fn a_reply_too_large_to_send_becomes_an_error_not_an_empty_answer() {
+        let big = "v".repeat(1000);
+        let pairs: Vec<String> = (0..64).map(|i| format!("k{i}={big}")).collect();
+        let labels = Labels::from_pairs(pairs.iter().map(String::as_str)).unwrap();
+        let record = NetworkRecord {
+            id: NetworkId::random(),
+            name: "big".parse().unwrap(),
+            driver: DriverName::overlay(),
+            scope: Scope::Global,
+            auto_subnet: false,
+            subnets: Vec::new(),
+            ipv6: false,
+            internal: false,
+            attachable: false,
+            options: Default::default(),
+            labels,
+            created_ms: 0,
+            lifecycle: Lifecycle::Ready,
+        };
+        let reply: ManagerReply = Ok(ManagerResponse::Networks(vec![record; 80]));
+        let bytes = encode_reply(&reply);
+        let decoded: ManagerReply = weft_rpc::decode(&bytes).unwrap();
+        let e = decoded.unwrap_err();
+        assert!(
+            e.message.contains("cannot send its answer"),
+            "{}",
+            e.message
+        );
+        // A reply that fits is sent as it is.
+        let small: ManagerReply = Ok(ManagerResponse::Networks(Vec::new()));
+        assert_eq!(
+            weft_rpc::decode::<ManagerReply>(&encode_reply(&small)).unwrap(),
+            small
+        );
     }
 }

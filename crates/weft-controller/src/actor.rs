@@ -8,6 +8,7 @@
 
 use crate::core::{ControllerSnapshot, Core};
 use actix::prelude::*;
+use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use weft_types::api::{
     CreateEndpointRequest, CreateNetworkRequest, CreateSandboxRequest, EndpointInfo, NetworkInfo,
@@ -27,7 +28,10 @@ impl Controller {
         Controller { core: Some(core) }
     }
 
-    /// Runs `op` on the core with the mailbox held.
+    /// Runs `op` on the core with the mailbox held. An operation that panics took the core
+    /// with it: rather than a live agent refusing everything as busy, the process exits
+    /// with [`PANIC_EXIT_CODE`] and a log line, so that its supervisor restarts it and
+    /// recovery finishes or undoes what the operation left half-done.
     fn exclusive<R: 'static>(
         &mut self,
         op: impl FnOnce(Core) -> LocalBoxFuture<'static, (Core, Result<R, Error>)> + 'static,
@@ -35,10 +39,14 @@ impl Controller {
         let Some(core) = self.core.take() else {
             return AtomicResponse::new(Box::pin(actix::fut::ready(Err(busy()))));
         };
-        AtomicResponse::new(Box::pin(op(core).into_actor(self).map(
-            |(core, result), act, _| {
-                act.core = Some(core);
-                result
+        let guarded = std::panic::AssertUnwindSafe(op(core)).catch_unwind();
+        AtomicResponse::new(Box::pin(guarded.into_actor(self).map(
+            |outcome, act, _| match outcome {
+                Ok((core, result)) => {
+                    act.core = Some(core);
+                    result
+                }
+                Err(panic) => exit_after_panic(&*panic),
             },
         )))
     }
@@ -46,6 +54,22 @@ impl Controller {
     fn read<R>(&self, f: impl FnOnce(&Core) -> Result<R, Error>) -> Result<R, Error> {
         self.core.as_ref().map_or_else(|| Err(busy()), f)
     }
+}
+
+/// The exit code of an agent whose controller operation panicked (EX_SOFTWARE).
+pub const PANIC_EXIT_CODE: i32 = 70;
+
+fn exit_after_panic(panic: &(dyn std::any::Any + Send)) -> ! {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    tracing::error!(
+        panic = %message,
+        "a controller operation panicked and its state is lost: exiting so that a restart recovers"
+    );
+    std::process::exit(PANIC_EXIT_CODE)
 }
 
 fn busy() -> Error {

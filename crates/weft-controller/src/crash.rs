@@ -1,5 +1,6 @@
 //! Named crash points: with the `crash-points` feature, the process aborts at the point
-//! named by the `WEFT_CRASH_AT` environment variable, as a `kill -9` would stop it there.
+//! named by the `WEFT_CRASH_AT` environment variable, as a `kill -9` would stop it there,
+//! or panics at the one `WEFT_PANIC_AT` names, as a bug in the operation would.
 //! Tests use them to check that every half-done operation is finished or undone at the
 //! next start. Without the feature they compile to nothing.
 
@@ -65,12 +66,19 @@ crash_points! {
     SANDBOX_DELETE_DONE = "sandbox-delete-done";
 }
 
-/// Aborts the process if `WEFT_CRASH_AT` names `point`.
+/// The environment variable naming the crash point to panic at instead: how an
+/// operation's bug behaves, rather than a `kill -9`.
+pub const PANIC_AT_ENV: &str = "WEFT_PANIC_AT";
+
+/// Aborts the process if `WEFT_CRASH_AT` names `point`; panics if `WEFT_PANIC_AT` does.
 #[cfg(feature = "crash-points")]
 pub fn point(point: &str) {
     if std::env::var(CRASH_AT_ENV).is_ok_and(|p| p == point) {
         eprintln!("weft: aborting at crash point {point}");
         std::process::abort();
+    }
+    if std::env::var(PANIC_AT_ENV).is_ok_and(|p| p == point) {
+        panic!("panic injected at crash point {point}");
     }
 }
 

@@ -16,7 +16,8 @@ pub mod events;
 pub use actor::{
     AdoptNetwork, Controller, CreateEndpoint, CreateNetwork, CreateSandbox, DeleteEndpoint,
     DeleteNetwork, DeleteSandbox, ForgetNetwork, InspectNetwork, InspectSandbox, JoinEndpoint,
-    LeaveEndpoint, ListEndpoints, ListNetworks, ListSandboxes, Observe, StartProcess,
+    LeaveEndpoint, ListEndpoints, ListNetworks, ListSandboxes, Observe, PANIC_EXIT_CODE,
+    StartProcess,
 };
 pub use cluster::{ClusterPlane, Standalone};
 pub use core::{ControllerConfig, ControllerSnapshot, Core};
