@@ -113,6 +113,15 @@ fn entry_key(network: &NetworkId, entry: &TableEntry) -> Result<TableKey, Error>
 
 #[async_trait]
 impl ClusterPlane for AgentPlane {
+    async fn global_networks(&self) -> Result<Vec<NetworkRecord>, Error> {
+        match self.allocator.ask(ManagerRequest::Networks).await? {
+            ManagerResponse::Networks(records) => Ok(records),
+            _ => Err(Error::internal(
+                "the manager answered Networks with something else",
+            )),
+        }
+    }
+
     async fn create_network(
         &self,
         name: &Name,

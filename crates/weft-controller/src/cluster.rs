@@ -50,6 +50,10 @@ pub trait ClusterPlane: Send + Sync + fmt::Debug {
     /// Withdraws entries this node published; absent ones are fine.
     async fn withdraw(&self, network: &NetworkId, entries: &[TableEntry]) -> Result<(), Error>;
 
+    /// Every global network a manager has: for a reference this node does not know yet
+    /// (read your writes across hosts, before gossip brings the definition).
+    async fn global_networks(&self) -> Result<Vec<NetworkRecord>, Error>;
+
     /// The network now exists here: its driver starts receiving the events of the tables
     /// it declares, beginning with those that arrived before.
     fn network_up(&self, network: &NetworkRecord, driver: Arc<dyn Driver>);
@@ -104,6 +108,10 @@ impl ClusterPlane for Standalone {
 
     async fn withdraw(&self, _: &NetworkId, _: &[TableEntry]) -> Result<(), Error> {
         Ok(())
+    }
+
+    async fn global_networks(&self) -> Result<Vec<NetworkRecord>, Error> {
+        Ok(Vec::new())
     }
 
     fn network_up(&self, _: &NetworkRecord, _: Arc<dyn Driver>) {}

@@ -130,6 +130,13 @@ impl ClusterPlane for Plane {
         Ok(())
     }
 
+    async fn global_networks(&self) -> Result<Vec<NetworkRecord>, Error> {
+        match self.ask(ManagerRequest::Networks)? {
+            ManagerResponse::Networks(records) => Ok(records),
+            other => Err(Error::internal(format!("unexpected {other:?}"))),
+        }
+    }
+
     fn network_up(&self, network: &NetworkRecord, _: Arc<dyn Driver>) {
         self.networks_up.lock().unwrap().push(network.id.clone());
     }
@@ -158,6 +165,32 @@ async fn open(h: &Harness, plane: &Arc<Plane>, driver: &FakeDriver) -> weft_cont
     h.open_in(config, vec![Arc::new(driver.clone())])
         .await
         .unwrap()
+}
+
+#[tokio::test]
+async fn a_network_created_on_another_node_is_usable_before_gossip_brings_it() {
+    let plane = Plane::new();
+    let driver = global_driver();
+    let (h1, h2) = (Harness::new(), Harness::new());
+    let mut first = open(&h1, &plane, &driver).await;
+    let mut second = open(&h2, &plane, &driver).await;
+    let info = first
+        .create_network(network("g9", "ov", Some("198.19.209.0/24")))
+        .await
+        .unwrap();
+    // No gossip here: the second node has never heard of g9, and asks the manager.
+    let e = second.create_endpoint("g9", endpoint("e1")).await.unwrap();
+    assert_eq!(e.network.as_str(), "g9");
+    let adopted = second.list_networks();
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(adopted[0].id, info.id);
+    // A name no manager knows is still not found, and adopts nothing.
+    let missing = second
+        .create_endpoint("nope", endpoint("e2"))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::NotFound, "{missing}");
+    assert_eq!(second.list_networks().len(), 1);
 }
 
 #[tokio::test]

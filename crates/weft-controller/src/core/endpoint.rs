@@ -23,7 +23,7 @@ impl Core {
         network_ref: &str,
         req: CreateEndpointRequest,
     ) -> Result<EndpointInfo, Error> {
-        let network = self.find_ready_network(network_ref)?.clone();
+        let network = self.find_or_fetch_network(network_ref).await?;
         let ids = self.endpoints_of(&network.id).map(|e| e.id.as_str());
         super::resolve::check_name_not_an_id(req.name.as_str(), ids, "endpoint")?;
         if let Some(e) = self.endpoints_of(&network.id).find(|e| e.name == req.name) {

@@ -95,6 +95,36 @@ impl Core {
         Ok(())
     }
 
+    /// A network ready for endpoints; one this node has not heard of yet may be a global
+    /// network just created elsewhere: a manager is asked before "not found", and the
+    /// definition it has is adopted here (gossip brings it too, a moment later).
+    pub(crate) async fn find_or_fetch_network(
+        &mut self,
+        reference: &str,
+    ) -> Result<NetworkRecord, Error> {
+        let not_found = match self.find_ready_network(reference) {
+            Ok(network) => return Ok(network.clone()),
+            Err(e) if e.kind == ErrorKind::NotFound => e,
+            Err(e) => return Err(e),
+        };
+        let known = match self.cluster.global_networks().await {
+            Ok(known) => known,
+            Err(e) => {
+                warn!(network = reference, error = %e, "cannot ask a manager for a network unknown here");
+                return Err(not_found);
+            }
+        };
+        let exact = known
+            .iter()
+            .find(|n| n.id.as_str() == reference || n.name.as_str() == reference);
+        let Some(record) = exact.cloned() else {
+            return Err(not_found);
+        };
+        info!(network = %record.name, id = %record.id.short(), "adopting a global network a manager has but gossip has not brought yet");
+        self.adopt_network(record).await?;
+        self.find_ready_network(reference).cloned()
+    }
+
     /// A manager deleted a global network: removes it here unless endpoints of this host
     /// still use it (a manager refuses that, so it means this node missed something).
     pub async fn forget_network(&mut self, id: &NetworkId) -> Result<(), Error> {
