@@ -13,17 +13,20 @@
 use crate::config::ClusterSettings;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 use weft_keys::{
     ClusterCa, ClusterTokens, JoinToken, KeyId, Keyring, NodeId, NodeIdentity, NodeKey, Role,
     SymmetricKey, keyfile,
 };
 use weft_rpc::{
-    JoinClient, RpcError, RpcHandler, RpcServer, ServerOptions, TlsMaterial, join_handler,
+    FailureLimiter, JoinClient, LimitConfig, RpcError, RpcHandler, RpcServer, ServerOptions,
+    ServerStats, StatsHandle, TlsMaterial, join_handler,
 };
 
 const IDENTITY_DIR: &str = "identity";
@@ -281,6 +284,7 @@ pub fn serve(
             node_id: node_name.to_owned(),
             rpc: SocketAddr::new(settings.advertise.ip(), settings.rpc_port),
         },
+        limiter: Mutex::new(FailureLimiter::new(LimitConfig::default())),
     });
     let join = join_handler(move |from, request| {
         let admission = admission.clone();
@@ -295,6 +299,11 @@ pub fn serve(
         Some(join),
     )
     .with_context(|| format!("cannot serve RPC on {addr}"))?;
+    // An agent serves one RPC port for its whole life; a second set would be a bug, and
+    // the first port's counters stay the ones reported.
+    if SERVED.set(server.stats()).is_err() {
+        warn!(%addr, "a second RPC server started: /metrics reports the first");
+    }
     info!(%addr, "serving the allocator and admitting nodes with join tokens");
     Ok(server)
 }
@@ -306,46 +315,180 @@ struct Admission {
     keyring_file: PathBuf,
     gossip: SocketAddr,
     manager: ManagerAddr,
+    /// Failed joins per source: guessing the secret costs a second per try after 5.
+    limiter: Mutex<FailureLimiter>,
+}
+
+/// Why a manager refused a join, as counted (`weft_joins_refused_total{reason}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// The source failed too often lately; its request was not looked at.
+    RateLimited,
+    /// The request did not decode.
+    Malformed,
+    /// The secret is not the token's.
+    WrongSecret,
+    /// The manager token: a second manager is not supported yet.
+    ManagerRole,
+    /// A right secret, but an invalid node id or certificate request.
+    BadRequest,
+    /// This manager could not read its keyring.
+    Internal,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 6] = [
+        Refusal::RateLimited,
+        Refusal::Malformed,
+        Refusal::WrongSecret,
+        Refusal::ManagerRole,
+        Refusal::BadRequest,
+        Refusal::Internal,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::RateLimited => "rate_limited",
+            Refusal::Malformed => "malformed",
+            Refusal::WrongSecret => "wrong_secret",
+            Refusal::ManagerRole => "manager_role",
+            Refusal::BadRequest => "bad_request",
+            Refusal::Internal => "internal",
+        }
+    }
+
+    /// Failures that may be someone guessing: they count against the source's limit.
+    fn is_guess(self) -> bool {
+        matches!(self, Refusal::Malformed | Refusal::WrongSecret)
+    }
+}
+
+/// Joins answered by this process, by outcome.
+struct JoinCounters {
+    admitted: AtomicU64,
+    refused: [AtomicU64; Refusal::ALL.len()],
+}
+
+static JOINS: JoinCounters = JoinCounters {
+    admitted: AtomicU64::new(0),
+    refused: [const { AtomicU64::new(0) }; Refusal::ALL.len()],
+};
+
+/// The counters of the RPC port this process serves (managers only). Process-wide, like
+/// the port itself: /metrics and /diag/stats read them without every router carrying them.
+static SERVED: OnceLock<StatsHandle> = OnceLock::new();
+
+/// What the RPC port of a manager counted: the transport's counters and the joins.
+#[derive(Debug, Clone, Serialize)]
+pub struct RpcPortStats {
+    pub server: ServerStats,
+    pub joins_admitted: u64,
+    /// Refused joins by reason (`rate_limited`, `wrong_secret`, `malformed`, ...).
+    pub joins_refused: BTreeMap<&'static str, u64>,
+}
+
+/// The RPC port's counters; `None` on a node that serves no RPC (a worker).
+pub fn rpc_stats() -> Option<RpcPortStats> {
+    let server = SERVED.get()?.snapshot();
+    let joins_refused = Refusal::ALL
+        .iter()
+        .zip(&JOINS.refused)
+        .map(|(r, n)| (r.label(), n.load(Ordering::Relaxed)))
+        .collect();
+    Some(RpcPortStats {
+        server,
+        joins_admitted: JOINS.admitted.load(Ordering::Relaxed),
+        joins_refused,
+    })
 }
 
 impl Admission {
     fn admit(&self, from: SocketAddr, request: &[u8]) -> Vec<u8> {
-        let response = match self.decide(request) {
-            Ok(r) => r,
-            Err(reason) => {
-                warn!(%from, %reason, "refused a node");
+        let response = match self.decide(from, request, Instant::now()) {
+            Ok(r) => {
+                JOINS.admitted.fetch_add(1, Ordering::Relaxed);
+                r
+            }
+            Err((refusal, reason)) => {
+                let index = Refusal::ALL.iter().position(|r| *r == refusal);
+                if let Some(counter) = index.and_then(|i| JOINS.refused.get(i)) {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                // Every refusal is logged: a rate-limited flood is bounded by what the
+                // handshakes before it cost the sender.
+                warn!(%from, reason = %refusal.label(), detail = %reason, "refused a node");
                 JoinResponse::Refused(reason)
             }
         };
         weft_rpc::encode(&response).unwrap_or_default()
     }
 
-    fn decide(&self, request: &[u8]) -> Result<JoinResponse, String> {
-        let request: JoinRequest =
-            weft_rpc::decode(request).map_err(|_| "malformed join request".to_owned())?;
+    fn decide(
+        &self,
+        from: SocketAddr,
+        request: &[u8],
+        now: Instant,
+    ) -> Result<JoinResponse, (Refusal, String)> {
+        let mut limiter = self.limiter.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(wait) = limiter.check(from.ip(), now) {
+            let secs = wait.as_millis().div_ceil(1000);
+            return Err((
+                Refusal::RateLimited,
+                format!(
+                    "too many failed joins from {}, retry in {secs} s",
+                    from.ip().to_canonical()
+                ),
+            ));
+        }
+        let result = self.check_request(request);
+        if let Err((refusal, _)) = &result
+            && refusal.is_guess()
+        {
+            limiter.failed(from.ip(), now);
+        }
+        drop(limiter);
+        let request = result?;
+        let accepted = self.issue(&request)?;
+        info!(node = %request.node_id, %from, "admitted a node");
+        Ok(accepted)
+    }
+
+    /// The request, if it decodes and holds the worker token's secret.
+    fn check_request(&self, request: &[u8]) -> Result<JoinRequest, (Refusal, String)> {
+        let request: JoinRequest = weft_rpc::decode(request)
+            .map_err(|_| (Refusal::Malformed, "malformed join request".to_owned()))?;
         let role = if request.manager {
             Role::Manager
         } else {
             Role::Worker
         };
         if !self.tokens.for_role(role).verify(&request.secret) {
-            return Err("invalid join token".to_owned());
+            return Err((Refusal::WrongSecret, "invalid join token".to_owned()));
         }
         if role == Role::Manager {
             // A second manager needs the CA and the allocator replicated, which does not
             // exist yet; admitting it as a worker would hide that.
-            return Err(
+            return Err((
+                Refusal::ManagerRole,
                 "joining as a manager is not supported yet: join with the worker token".to_owned(),
-            );
+            ));
         }
-        let node = NodeId::new(&request.node_id).map_err(|e| format!("invalid node id: {e}"))?;
+        Ok(request)
+    }
+
+    /// Signs the node's certificate and gathers what it needs.
+    fn issue(&self, request: &JoinRequest) -> Result<JoinResponse, (Refusal, String)> {
+        let bad = |e: String| (Refusal::BadRequest, e);
+        let node =
+            NodeId::new(&request.node_id).map_err(|e| bad(format!("invalid node id: {e}")))?;
         let cert = self
             .ca
             .sign_csr(&node, &request.csr_der)
-            .map_err(|e| format!("invalid certificate request: {e}"))?;
-        let keys = wire_keys(&self.keyring_file)?;
-        let datapath_keys = wire_keys(&self.keyring_file.with_file_name(DATAPATH_KEYRING_FILE))?;
-        info!(node = %node, ?role, "admitted a node");
+            .map_err(|e| bad(format!("invalid certificate request: {e}")))?;
+        let internal = |e: String| (Refusal::Internal, e);
+        let keys = wire_keys(&self.keyring_file).map_err(internal)?;
+        let datapath_keys = wire_keys(&self.keyring_file.with_file_name(DATAPATH_KEYRING_FILE))
+            .map_err(internal)?;
         Ok(JoinResponse::Accepted {
             cert_pem: cert.cert_pem,
             ca_pem: self.ca.cert_pem().to_owned(),

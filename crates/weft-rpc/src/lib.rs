@@ -13,13 +13,19 @@
 //!   is the caller's business.
 //!
 //! TLS is rustls with the ring provider selected explicitly, so no process-wide provider is
-//! needed. This crate knows nothing of managers, tokens or allocation.
+//! needed. The server counts what it refuses ([`ServerStats`]: junk datagrams, failed
+//! handshakes by cause, refused connections and requests); [`FailureLimiter`] is a sans-IO
+//! per-source limit for callers that refuse attempts (the join handler's wrong secrets).
+//! This crate knows nothing of managers, tokens or allocation.
 #![forbid(unsafe_code)]
 
 mod client;
 mod codec;
 mod error;
+mod limit;
 mod server;
+mod socket;
+mod stats;
 mod tls;
 
 #[cfg(test)]
@@ -28,9 +34,11 @@ mod tests;
 pub use client::{JoinClient, RpcClient};
 pub use codec::{decode, encode};
 pub use error::RpcError;
+pub use limit::{FailureLimiter, LimitConfig};
 pub use server::{
     JoinHandler, PeerId, RpcHandler, RpcServer, ServerOptions, join_handler, rpc_handler,
 };
+pub use stats::{ServerStats, StatsHandle};
 pub use tls::TlsMaterial;
 
 /// ALPN of authenticated requests.

@@ -1,9 +1,12 @@
 //! The server: accepts connections, checks who the peer is, serves one request per stream.
 
+use crate::socket::{Classifier, CountingSocket, QUIC_V1};
+use crate::stats::{Counters, HandshakeFailure, StatsHandle, bump};
 use crate::tls::{TlsMaterial, negotiated_alpn, peer_node_id, server_config, tls_error};
 use crate::{ALPN_JOIN, ALPN_RPC, MAX_MESSAGE, RpcError, code};
 use quinn::crypto::rustls::QuicServerConfig;
-use quinn::{Connection, Endpoint, Incoming, RecvStream, SendStream};
+use quinn::{Connection, ConnectionError, Endpoint, Incoming, RecvStream, SendStream};
+use quinn_proto::HashedConnectionIdGenerator;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -73,12 +76,14 @@ struct Context {
     options: ServerOptions,
     rpc: RpcHandler,
     join: Option<JoinHandler>,
+    counters: Arc<Counters>,
 }
 
 /// A running server; dropping it stops accepting and closes its connections.
 pub struct RpcServer {
     endpoint: Endpoint,
     task: tokio::task::JoinHandle<()>,
+    stats: StatsHandle,
 }
 
 impl std::fmt::Debug for RpcServer {
@@ -126,11 +131,26 @@ impl RpcServer {
             quinn::IdleTimeout::try_from(options.idle_timeout).map_err(tls_error)?,
         ));
         config.transport_config(Arc::new(transport));
-        let endpoint =
-            Endpoint::server(config, addr).map_err(|source| RpcError::Bind { addr, source })?;
-        let context = Arc::new(Context { options, rpc, join });
+        let counters = Arc::new(Counters::default());
+        let endpoint = endpoint(addr, config, counters.clone())
+            .map_err(|source| RpcError::Bind { addr, source })?;
+        let context = Arc::new(Context {
+            options,
+            rpc,
+            join,
+            counters: counters.clone(),
+        });
         let task = tokio::spawn(accept_loop(endpoint.clone(), context));
-        Ok(Self { endpoint, task })
+        Ok(Self {
+            endpoint,
+            task,
+            stats: StatsHandle(counters),
+        })
+    }
+
+    /// The server's counters, readable after it is gone.
+    pub fn stats(&self) -> StatsHandle {
+        self.stats.clone()
     }
 
     /// The address the server listens on.
@@ -154,6 +174,25 @@ impl Drop for RpcServer {
     }
 }
 
+/// A server endpoint on a counting socket. Connection ids come from a keyed generator the
+/// socket's classifier shares, so it can tell a packet of ours from junk; only QUIC v1 is
+/// offered (the classifier counts other versions as junk).
+fn endpoint(
+    addr: SocketAddr,
+    config: quinn::ServerConfig,
+    counters: Arc<Counters>,
+) -> std::io::Result<Endpoint> {
+    let key: u64 = rand::random();
+    let mut endpoint_config = quinn::EndpointConfig::default();
+    endpoint_config
+        .cid_generator(move || Box::new(HashedConnectionIdGenerator::from_key(key)))
+        .supported_versions(vec![QUIC_V1]);
+    let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+    let socket = runtime.wrap_udp_socket(std::net::UdpSocket::bind(addr)?)?;
+    let socket = CountingSocket::new(socket, Classifier::new(key), counters);
+    Endpoint::new_with_abstract_socket(endpoint_config, Some(config), Arc::new(socket), runtime)
+}
+
 async fn accept_loop(endpoint: Endpoint, context: Arc<Context>) {
     while let Some(incoming) = endpoint.accept().await {
         tokio::spawn(serve_connection(incoming, context.clone()));
@@ -167,19 +206,24 @@ enum Kind {
 
 async fn serve_connection(incoming: Incoming, context: Arc<Context>) {
     let addr = incoming.remote_address();
+    let counters = &context.counters;
+    bump(&counters.handshakes_started);
     let conn = match timeout(context.options.handshake_timeout, incoming).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(error)) => {
-            tracing::debug!(%addr, %error, "rpc handshake failed");
+            handshake_failed(counters, addr, &error);
             return;
         }
         Err(_) => {
+            counters.handshake_failed(HandshakeFailure::Timeout);
             tracing::debug!(%addr, "rpc handshake timed out");
             return;
         }
     };
+    bump(&counters.handshakes_completed);
     let Some(kind) = classify(&conn, &context, addr) else {
-        tracing::debug!(%addr, "rpc connection refused: no certificate or unknown protocol");
+        bump(&counters.connections_refused);
+        tracing::info!(%addr, "rpc connection refused: no certificate or unknown protocol");
         conn.close(code::REFUSED, b"refused");
         return;
     };
@@ -190,6 +234,61 @@ async fn serve_connection(incoming: Incoming, context: Arc<Context>) {
         };
         tokio::spawn(serve_stream(send, recv, kind, context.clone(), addr));
     }
+}
+
+/// Counts and logs a failed handshake. TLS failures are worth an operator's attention: the
+/// peer holds a token or a certificate for another cluster, or dialled the wrong address.
+fn handshake_failed(counters: &Counters, addr: SocketAddr, error: &ConnectionError) {
+    let why = handshake_failure(error);
+    counters.handshake_failed(why);
+    match why {
+        HandshakeFailure::PeerRejectedTls => tracing::warn!(
+            %addr,
+            alert = %tls_alert(error),
+            "the peer rejected this node's certificate during the rpc handshake: it trusts another CA (a join token for another cluster, or a wrong address)"
+        ),
+        HandshakeFailure::RejectedPeerTls => tracing::info!(
+            %addr,
+            alert = %tls_alert(error),
+            "rejected a peer during the rpc handshake: its certificate is not from the cluster CA, or it speaks no weft protocol"
+        ),
+        HandshakeFailure::Timeout | HandshakeFailure::Other => {
+            tracing::debug!(%addr, %error, "rpc handshake failed")
+        }
+    }
+}
+
+/// TLS alerts travel in QUIC as CRYPTO_ERROR, codes 0x100 + alert (RFC 9001 §4.8).
+fn crypto_alert(code: quinn::TransportErrorCode) -> Option<u8> {
+    u64::from(code)
+        .checked_sub(0x100)
+        .and_then(|alert| u8::try_from(alert).ok())
+}
+
+fn handshake_failure(error: &ConnectionError) -> HandshakeFailure {
+    match error {
+        ConnectionError::ConnectionClosed(close) if crypto_alert(close.error_code).is_some() => {
+            HandshakeFailure::PeerRejectedTls
+        }
+        ConnectionError::TransportError(e) if crypto_alert(e.code).is_some() => {
+            HandshakeFailure::RejectedPeerTls
+        }
+        ConnectionError::TimedOut => HandshakeFailure::Timeout,
+        _ => HandshakeFailure::Other,
+    }
+}
+
+/// The name of the TLS alert that ended a handshake, for logs.
+fn tls_alert(error: &ConnectionError) -> String {
+    let code = match error {
+        ConnectionError::ConnectionClosed(close) => close.error_code,
+        ConnectionError::TransportError(e) => e.code,
+        _ => return "none".to_owned(),
+    };
+    crypto_alert(code).map_or_else(
+        || "none".to_owned(),
+        |alert| format!("{:?}", rustls::AlertDescription::from(alert)),
+    )
 }
 
 fn classify(conn: &Connection, context: &Context, addr: SocketAddr) -> Option<Kind> {
@@ -219,16 +318,19 @@ async fn serve_stream(
     {
         Ok(Ok(request)) => request,
         Ok(Err(quinn::ReadToEndError::TooLong)) => {
+            bump(&context.counters.requests_too_large);
             tracing::debug!(%addr, limit = options.max_message, "rpc request too large");
             let _ = recv.stop(code::TOO_LARGE);
             let _ = send.reset(code::TOO_LARGE);
             return;
         }
         Ok(Err(error)) => {
+            bump(&context.counters.requests_failed);
             tracing::debug!(%addr, %error, "failed to read an rpc request");
             return;
         }
         Err(_) => {
+            bump(&context.counters.requests_timed_out);
             let _ = recv.stop(code::TIMEOUT);
             let _ = send.reset(code::TIMEOUT);
             return;
@@ -239,6 +341,7 @@ async fn serve_stream(
         Kind::Join(handler) => handler(addr, request),
     };
     let Ok(response) = timeout(options.exchange_timeout, reply).await else {
+        bump(&context.counters.requests_timed_out);
         tracing::warn!(%addr, "rpc handler timed out");
         let _ = send.reset(code::TIMEOUT);
         return;

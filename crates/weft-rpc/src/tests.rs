@@ -295,3 +295,80 @@ fn material_debug_redacts_the_key() {
     assert!(text.contains("redacted"));
     assert!(!text.contains(&format!("{:?}", &material.key_der[..8])));
 }
+
+/// Waits (at most `T`) until the server's counters satisfy `done`, returning the last snapshot.
+async fn stats_until(server: &RpcServer, done: impl Fn(&ServerStats) -> bool) -> ServerStats {
+    let start = Instant::now();
+    loop {
+        let stats = server.stats().snapshot();
+        if done(&stats) || start.elapsed() > T {
+            return stats;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn junk_datagrams_are_counted_and_real_traffic_is_not() {
+    let ca = ClusterCa::generate("t").unwrap();
+    let (server, addr, _) = echo_server(&identity(&ca, "server"), ServerOptions::default(), true);
+    let client = RpcClient::new(&identity(&ca, "c")).unwrap();
+    assert_eq!(client.call(addr, "server", b"x", T).await.unwrap(), b"c:x");
+    let joiner = JoinClient::new(ca.fingerprint()).unwrap();
+    joiner.call(addr, b"secret", T).await.unwrap();
+    let clean = server.stats().snapshot();
+    assert!(clean.datagrams_in > 0, "{clean:?}");
+    assert_eq!(clean.junk_datagrams, 0, "real QUIC is not junk: {clean:?}");
+    assert_eq!(clean.handshakes_completed, 2, "{clean:?}");
+
+    let socket = tokio::net::UdpSocket::bind(loopback()).await.unwrap();
+    let junk: [&[u8]; 4] = [
+        b"",
+        b"GET / HTTP/1.0\r\n\r\n",
+        &[0x40; 64], // a short header with an id this server never issued
+        &[0xc0, 0xff, 0, 0, 0x1d, 8], // a long header of a draft version
+    ];
+    for datagram in junk {
+        socket.send_to(datagram, addr).await.unwrap();
+    }
+    let stats = stats_until(&server, |s| s.junk_datagrams >= 4).await;
+    assert_eq!(stats.junk_datagrams, 4, "{stats:?}");
+    // Closing the join connection goes on in the background: at least the junk came in.
+    assert!(stats.datagrams_in >= clean.datagrams_in + 4, "{stats:?}");
+    assert_eq!(stats.handshakes_started, 2, "junk starts no handshake");
+    // The server still serves.
+    assert_eq!(client.call(addr, "server", b"y", T).await.unwrap(), b"c:y");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_refusals_are_counted_by_side() {
+    let ca = ClusterCa::generate("t").unwrap();
+    let other = ClusterCa::generate("other").unwrap();
+    let (server, addr, _) = echo_server(&identity(&ca, "server"), ServerOptions::default(), true);
+    // A joiner whose token names another CA rejects the server's certificate.
+    let wrong = JoinClient::new(other.fingerprint()).unwrap();
+    assert!(wrong.call(addr, b"secret", T).await.is_err());
+    let stats = stats_until(&server, |s| s.handshake_peer_rejected_tls >= 1).await;
+    assert_eq!(stats.handshake_peer_rejected_tls, 1, "{stats:?}");
+    // A node of another cluster (trusting ours) is rejected by the server.
+    let foreign = identity(&other, "intruder");
+    let material = TlsMaterial {
+        cert_der: foreign.cert_der().to_vec(),
+        key_der: foreign.key_pkcs8_der().unwrap(),
+        ca_der: ca.cert_der().to_vec(),
+    };
+    let intruder = RpcClient::with_material(&material).unwrap();
+    assert!(intruder.call(addr, "server", b"hi", T).await.is_err());
+    let stats = stats_until(&server, |s| {
+        s.handshake_rejected_peer_tls + s.connections_refused >= 1
+    })
+    .await;
+    assert_eq!(
+        (stats.handshake_rejected_peer_tls, stats.connections_refused),
+        (1, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.junk_datagrams, 0, "{stats:?}");
+    server.shutdown().await;
+}
