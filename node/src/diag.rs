@@ -8,6 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use weft_controller::events::DriverEvents;
 use weft_controller::{Controller, Observe as ObserveController};
@@ -23,13 +24,33 @@ fn unavailable(e: actix::MailboxError) -> Error {
 }
 
 /// This node's view of the gossip state.
-pub async fn stats(netdb: &Addr<NetworkDb>) -> Result<NetDbState, Error> {
+async fn gossip_state(netdb: &Addr<NetworkDb>) -> Result<NetDbState, Error> {
     netdb.send(Observe).await.map_err(unavailable)
+}
+
+/// What `weft diag stats` shows: the gossip state, and on a manager its RPC port's counters.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    #[serde(flatten)]
+    pub gossip: NetDbState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc: Option<crate::join::RpcPortStats>,
+    /// Whether each store can be written, and its write failures.
+    pub stores: Vec<crate::stores::StoreStats>,
+}
+
+/// This node's statistics.
+pub async fn stats(netdb: &Addr<NetworkDb>) -> Result<Stats, Error> {
+    Ok(Stats {
+        gossip: gossip_state(netdb).await?,
+        rpc: crate::join::rpc_stats(),
+        stores: crate::stores::health().await,
+    })
 }
 
 /// Every member, with the record it published.
 pub async fn nodes(netdb: &Addr<NetworkDb>) -> Result<Vec<NodeInfo>, Error> {
-    let state = stats(netdb).await?;
+    let state = gossip_state(netdb).await?;
     let records: BTreeMap<String, NodeRecord> = walk(netdb, NODES_TABLE, cluster_network())
         .await?
         .into_iter()
@@ -59,7 +80,7 @@ pub async fn network_peers(
     netdb: &Addr<NetworkDb>,
     network: NetworkId,
 ) -> Result<Vec<NodeInfo>, Error> {
-    let state = stats(netdb).await?;
+    let state = gossip_state(netdb).await?;
     let mut owners = BTreeSet::new();
     for table in state.tables.iter().filter(|t| t.network == network) {
         for (_, owner, _) in walk(netdb, &table.table, network.clone()).await? {
@@ -129,7 +150,7 @@ pub async fn metrics(
     controller: &Addr<Controller>,
     events: &Addr<DriverEvents>,
 ) -> Result<String, Error> {
-    let state = stats(netdb).await?;
+    let state = gossip_state(netdb).await?;
     let driver_events = events
         .send(weft_controller::events::Stats)
         .await
@@ -247,8 +268,106 @@ pub async fn metrics(
         "Kernel entries drivers put back or removed because they changed behind the agent's back",
         repairs,
     );
+    if let Some(rpc) = crate::join::rpc_stats() {
+        register_rpc(&mut registry, &rpc);
+    }
+    register_stores(&mut registry, &crate::stores::health().await);
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)
         .map_err(|e| Error::internal(format!("encoding metrics: {e}")))?;
     Ok(out)
+}
+
+fn counter(n: u64) -> Counter {
+    let counter = Counter::<u64>::default();
+    counter.inc_by(n);
+    counter
+}
+
+fn counters<'a>(
+    key: &str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) -> Family<Labels, Counter> {
+    let family = Family::<Labels, Counter>::default();
+    for (value, n) in values {
+        family.get_or_create(&label(key, value)).inc_by(n);
+    }
+    family
+}
+
+/// Whether each store can be written, and how many writes failed.
+fn register_stores(registry: &mut Registry, stores: &[crate::stores::StoreStats]) {
+    let failures = Family::<Labels, Counter>::default();
+    let writable = Family::<Labels, Gauge>::default();
+    for s in stores {
+        let store = label("store", s.store);
+        failures.get_or_create(&store).inc_by(s.write_failures);
+        writable.get_or_create(&store).set(i64::from(s.writable));
+    }
+    registry.register(
+        "store_write_failures",
+        "Store commits that failed on storage or were refused for want of space (a full disk)",
+        failures,
+    );
+    registry.register(
+        "store_writable",
+        "1 while the store accepts writes, 0 while it cannot be written",
+        writable,
+    );
+}
+
+/// A manager's RPC port: what reached it that it could not use, and the joins it answered.
+fn register_rpc(registry: &mut Registry, rpc: &crate::join::RpcPortStats) {
+    let s = &rpc.server;
+    registry.register(
+        "rpc_datagrams",
+        "Datagrams received on the RPC port",
+        counter(s.datagrams_in),
+    );
+    registry.register(
+        "rpc_junk_datagrams",
+        "Datagrams on the RPC port that cannot be QUIC for it (bad version, unknown connection id, too short)",
+        counter(s.junk_datagrams),
+    );
+    registry.register(
+        "rpc_handshakes",
+        "QUIC handshakes on the RPC port, by outcome",
+        counters(
+            "outcome",
+            [
+                ("completed", s.handshakes_completed),
+                ("peer_rejected_tls", s.handshake_peer_rejected_tls),
+                ("rejected_peer_tls", s.handshake_rejected_peer_tls),
+                ("timeout", s.handshake_timeout),
+                ("other", s.handshake_other),
+            ],
+        ),
+    );
+    registry.register(
+        "rpc_refused_connections",
+        "RPC connections closed after the handshake: no certificate, or a protocol not served",
+        counter(s.connections_refused),
+    );
+    registry.register(
+        "rpc_failed_requests",
+        "RPC requests not served, by reason",
+        counters(
+            "reason",
+            [
+                ("too_large", s.requests_too_large),
+                ("timeout", s.requests_timed_out),
+                ("read", s.requests_failed),
+            ],
+        ),
+    );
+    registry.register(
+        "joins_admitted",
+        "Nodes admitted with a join token",
+        counter(rpc.joins_admitted),
+    );
+    registry.register(
+        "joins_refused",
+        "Join requests refused, by reason",
+        counters("reason", rpc.joins_refused.iter().map(|(r, n)| (*r, *n))),
+    );
 }

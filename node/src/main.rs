@@ -11,6 +11,7 @@ mod output;
 mod plane;
 mod serve;
 mod server;
+mod stores;
 
 use clap::{Parser, Subcommand};
 use client::{CallError, Client};

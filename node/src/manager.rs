@@ -49,6 +49,7 @@ impl Manager {
         let store = tokio::task::spawn_blocking(move || -> anyhow::Result<ManagerStore> {
             let store = weft_store::Store::open(&dir)
                 .with_context(|| format!("cannot open the allocator store in {}", dir.display()))?;
+            crate::stores::register("allocator", store.clone());
             ManagerStore::open(store, config).context("cannot load the cluster allocator")
         })
         .await

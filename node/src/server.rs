@@ -121,7 +121,7 @@ pub fn diagnostic_router(
     Router::new()
         .merge(diag_routes())
         .route("/metrics", get(metrics))
-        .route("/ready", get(|| async { "OK\n" }))
+        .route("/ready", get(ready))
         .fallback(|| async { ApiError(Error::not_found("diagnostic path")) })
         .with_state(Api {
             controller,
@@ -130,6 +130,19 @@ pub fn diagnostic_router(
             node_name,
             data_dir: std::path::PathBuf::new(),
         })
+}
+
+/// OK while the node can do its work; 503 with the reason while a store cannot be
+/// written (a full disk), so that an orchestrator stops sending it work.
+async fn ready() -> Response {
+    match crate::stores::not_ready().await {
+        None => "OK\n".into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
+    }
 }
 
 /// An error answered as JSON with the status its kind maps to.

@@ -58,6 +58,16 @@ pub enum StoreError {
         key: String,
         reason: &'static str,
     },
+    /// The filesystem of the store is full: commits are refused (removals excepted, while
+    /// the space reserve lasts) until space is freed, then the store recovers by itself.
+    #[error(
+        "the filesystem of the data directory is full ({path}): free space, weft retries by itself"
+    )]
+    Full { path: PathBuf },
+    /// An earlier write failed and the store could not be reopened yet; the next call
+    /// tries again.
+    #[error("the store at {path} cannot be written ({reason}): weft retries by itself")]
+    Unavailable { path: PathBuf, reason: String },
     /// sled failed while doing `op` (I/O error, reported corruption of its own files).
     #[error("store operation {op} failed: {source}")]
     Storage {
@@ -82,6 +92,15 @@ impl StoreError {
     /// True for [`StoreError::Conflict`]: the caller may re-read and retry.
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. })
+    }
+
+    /// True for [`StoreError::Full`] and [`StoreError::Unavailable`]: the store cannot be
+    /// written now and recovers by itself once the cause is gone.
+    pub fn is_unwritable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Full { .. } | StoreError::Unavailable { .. }
+        )
     }
 
     /// True for [`StoreError::Corrupt`]: an operator has to repair the record.

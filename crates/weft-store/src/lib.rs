@@ -15,10 +15,13 @@
 
 mod envelope;
 mod error;
+mod recovery;
+mod reserve;
 mod store;
 mod txn;
 
 pub use error::StoreError;
+pub use recovery::StoreHealth;
 pub use store::{FORMAT, Store, Versioned};
 pub use txn::{Expect, Txn};
 

@@ -3,12 +3,15 @@
 
 use crate::envelope;
 use crate::error::StoreError;
+use crate::recovery::{Shared, StoreHealth, Undo, WriteError, is_full_io};
+use crate::reserve;
 use crate::txn::{Action, Op, Txn};
 use sled::transaction::{
     ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
     TransactionalTree,
 };
-use std::path::{Path, PathBuf};
+use std::cell::RefCell;
+use std::path::Path;
 use std::sync::Arc;
 use weft_types::record::Record;
 use weft_types::wire::decode_record;
@@ -37,17 +40,34 @@ pub struct Versioned<R> {
 ///
 /// Every method blocks on disk I/O (a commit waits for an fsync): call them off an actor's
 /// or an async runtime's thread (`spawn_blocking`, a sync arbiter).
+///
+/// After a failed write (a full disk) the store refuses writes until it has reopened the
+/// database, which the next commit or [`Store::health`] does once there is room again;
+/// see the `recovery` module.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    tree: sled::Tree,
-    path: Arc<PathBuf>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.shared.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The open database and its records tree; clones are cheap.
+#[derive(Clone)]
+pub(crate) struct Handles {
+    pub(crate) db: sled::Db,
+    pub(crate) tree: sled::Tree,
+}
+
+impl std::fmt::Debug for Handles {
     // sled's own Debug prints every entry.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
+        f.write_str("Handles")
     }
 }
 
@@ -62,26 +82,43 @@ impl Store {
             source,
         })?;
         let existing = check_directory(dir)?;
-        let db = open_sled(dir)?;
+        // sled writes a snapshot as it opens: on a full disk, the reserve makes room.
+        let mut reserve_released = false;
+        let db = match open_sled(dir) {
+            Err(StoreError::Full { .. }) if reserve::release(dir) => {
+                reserve_released = true;
+                tracing::warn!(path = %dir.display(), "disk full: released the space reserve to open the store");
+                open_sled(dir)?
+            }
+            opened => opened?,
+        };
         check_format(&db, dir, existing)?;
         let tree = db
             .open_tree(OBJECTS_TREE)
             .map_err(StoreError::storage("open objects tree"))?;
+        let reserve_released = reserve_released || !reserve::ensure(dir);
+        let handles = Handles { db, tree };
         Ok(Store {
-            db,
-            tree,
-            path: Arc::new(dir.to_owned()),
+            shared: Arc::new(Shared::new(dir.to_owned(), handles, reserve_released)),
         })
     }
 
     /// The directory the store lives in.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.shared.path()
+    }
+
+    /// Whether commits go through now. If an earlier write failed, first tries to reopen
+    /// the database (when there is room again), so a readiness probe also heals the store.
+    pub fn health(&self) -> StoreHealth {
+        self.shared.health()
     }
 
     /// Bytes the store's files take on disk (sled amplifies space, often twice the data).
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.db
+        self.shared
+            .handles()?
+            .db
             .size_on_disk()
             .map_err(StoreError::storage("size on disk"))
     }
@@ -90,7 +127,7 @@ impl Store {
     pub fn get<R: Record>(&self, key: &str) -> Result<Option<Versioned<R>>, StoreError> {
         check_name(R::KIND, key)?;
         let full = full_key(R::KIND, key);
-        match self.tree.get(full.as_bytes()) {
+        match self.shared.handles()?.tree.get(full.as_bytes()) {
             Ok(None) => Ok(None),
             Ok(Some(bytes)) => decode::<R>(key, &bytes).map(Some),
             Err(e) => Err(StoreError::Storage {
@@ -106,7 +143,7 @@ impl Store {
         check_kind(R::KIND)?;
         let prefix = kind_prefix(R::KIND);
         let mut out = Vec::new();
-        for entry in self.tree.scan_prefix(prefix.as_bytes()) {
+        for entry in self.shared.handles()?.tree.scan_prefix(prefix.as_bytes()) {
             let (k, bytes) = entry.map_err(StoreError::storage("list"))?;
             let key = key_suffix(&k, prefix.len());
             out.push(decode::<R>(&key, &bytes)?);
@@ -119,7 +156,9 @@ impl Store {
     pub fn list_raw_keys(&self, kind: &str) -> Result<Vec<String>, StoreError> {
         check_kind(kind)?;
         let prefix = kind_prefix(kind);
-        self.tree
+        self.shared
+            .handles()?
+            .tree
             .scan_prefix(prefix.as_bytes())
             .keys()
             .map(|k| {
@@ -134,11 +173,24 @@ impl Store {
     /// something was removed.
     pub fn remove_corrupt(&self, kind: &str, key: &str) -> Result<bool, StoreError> {
         check_name(kind, key)?;
-        let removed = self
-            .tree
-            .remove(full_key(kind, key).as_bytes())
-            .map_err(StoreError::storage("remove corrupt record"))?;
-        self.flush("remove corrupt record")?;
+        let full = full_key(kind, key);
+        let removed = self.shared.write(true, |h| {
+            let storage = |source, before| WriteError::Storage {
+                source,
+                undo: vec![Undo {
+                    key: full.as_bytes().to_vec(),
+                    before,
+                }],
+            };
+            let removed = h
+                .tree
+                .remove(full.as_bytes())
+                .map_err(|e| storage(e, None))?;
+            match h.db.flush() {
+                Ok(_) => Ok(removed),
+                Err(e) => Err(storage(e, removed)),
+            }
+        })?;
         if removed.is_some() {
             tracing::warn!(kind, key, "removed a record on operator request");
         }
@@ -157,38 +209,78 @@ impl Store {
             return Ok(Vec::new());
         }
         let versions = self
-            .tree
-            .transaction(|tx| apply(tx, &txn.ops))
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(source) => StoreError::Storage {
-                    op: "commit",
-                    source,
-                },
-            })?;
-        self.flush("flush after commit")?;
+            .shared
+            .write(txn.teardown, |h| self.commit_once(h, &txn))?;
         tracing::trace!(ops = versions.len(), "committed");
         Ok(versions)
     }
 
-    fn flush(&self, op: &'static str) -> Result<(), StoreError> {
-        self.db.flush().map(drop).map_err(StoreError::storage(op))
+    /// One transaction and its flush, recording what it may change for a roll-back.
+    fn commit_once(&self, h: &Handles, txn: &Txn) -> Result<Vec<u64>, WriteError> {
+        let undo = RefCell::new(Vec::new());
+        let applied = h.tree.transaction(|tx| {
+            // sled runs the closure again after a conflict: keep the last run only.
+            let mut undo = undo.borrow_mut();
+            undo.clear();
+            apply(tx, &txn.ops, &mut undo)
+        });
+        let storage = |source| WriteError::Storage {
+            source,
+            undo: undo.borrow().clone(),
+        };
+        let versions = applied.map_err(|e| match e {
+            TransactionError::Abort(e) => WriteError::Refused(e),
+            TransactionError::Storage(source) => storage(source),
+        })?;
+        self.flush(h).map_err(storage)?;
+        Ok(versions)
+    }
+
+    fn flush(&self, h: &Handles) -> Result<(), sled::Error> {
+        #[cfg(test)]
+        if self
+            .shared
+            .faults
+            .fail_next_flush
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(sled::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::StorageFull,
+            )));
+        }
+        h.db.flush().map(drop)
     }
 }
 
+/// Opens the database of an existing store again, after a failed write.
+pub(crate) fn open_handles(dir: &Path) -> Result<Handles, StoreError> {
+    let db = open_sled(dir)?;
+    let tree = db
+        .open_tree(OBJECTS_TREE)
+        .map_err(StoreError::storage("open objects tree"))?;
+    Ok(Handles { db, tree })
+}
+
 /// Applies the operations inside a sled transaction; any error aborts it whole.
+/// `undo` receives each key's value as found, for a roll-back if the commit fails.
 fn apply(
     tx: &TransactionalTree,
     ops: &[Op],
+    undo: &mut Vec<Undo>,
 ) -> ConflictableTransactionResult<Vec<u64>, StoreError> {
     let mut versions = Vec::with_capacity(ops.len());
     for op in ops {
-        let found = match tx.get(op.full_key.as_bytes())? {
+        let before = tx.get(op.full_key.as_bytes())?;
+        let found = match &before {
             None => None,
-            Some(bytes) => Some(envelope::open(&bytes).map(|(v, _)| v).map_err(|reason| {
+            Some(bytes) => Some(envelope::open(bytes).map(|(v, _)| v).map_err(|reason| {
                 ConflictableTransactionError::Abort(corrupt(op.kind, &op.key, reason))
             })?),
         };
+        undo.push(Undo {
+            key: op.full_key.as_bytes().to_vec(),
+            before,
+        });
         if !op.expect.matches(found) {
             return Err(ConflictableTransactionError::Abort(StoreError::Conflict {
                 kind: op.kind.to_owned(),
@@ -334,6 +426,9 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
     };
     match opened {
         Ok(Ok(db)) => Ok(db),
+        Ok(Err(sled::Error::Io(e))) if is_full_io(&e) => Err(StoreError::Full {
+            path: dir.to_owned(),
+        }),
         Ok(Err(sled::Error::Io(e))) if is_lock_busy(&e) => Err(StoreError::Open {
             path: dir.to_owned(),
             reason: "it is in use by another process: is another agent running with this data directory?"
@@ -412,21 +507,29 @@ pub(crate) mod test_hooks {
 
     impl Store {
         pub(crate) fn raw_get(&self, kind: &str, key: &str) -> Option<Vec<u8>> {
-            self.tree
+            self.shared
+                .handles()
+                .unwrap()
+                .tree
                 .get(full_key(kind, key).as_bytes())
                 .unwrap()
                 .map(|v| v.to_vec())
         }
 
         pub(crate) fn raw_put(&self, kind: &str, key: &str, bytes: &[u8]) {
-            self.tree
+            let h = self.shared.handles().unwrap();
+            h.tree
                 .insert(full_key(kind, key).as_bytes(), bytes)
                 .unwrap();
-            self.db.flush().unwrap();
+            h.db.flush().unwrap();
         }
 
-        pub(crate) fn raw_db(&self) -> &sled::Db {
-            &self.db
+        pub(crate) fn raw_db(&self) -> sled::Db {
+            self.shared.handles().unwrap().db
+        }
+
+        pub(crate) fn faults(&self) -> &crate::recovery::Faults {
+            &self.shared.faults
         }
     }
 }

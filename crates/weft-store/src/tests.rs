@@ -421,3 +421,5 @@ fn debug_does_not_dump_the_contents() {
     assert!(debug.starts_with("Store { path:"), "{debug}");
     assert!(!debug.contains("endpoint/"), "{debug}");
 }
+
+mod recovery;

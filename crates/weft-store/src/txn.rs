@@ -67,6 +67,8 @@ pub(crate) struct Op {
 #[derive(Debug, Clone, Default)]
 pub struct Txn {
     pub(crate) ops: Vec<Op>,
+    /// May spend the space reserve kept for a full disk (see [`Txn::teardown`]).
+    pub(crate) teardown: bool,
 }
 
 impl Txn {
@@ -96,6 +98,14 @@ impl Txn {
         check_name(R::KIND, key)?;
         self.push(R::KIND, key.to_owned(), expect, Action::Delete);
         Ok(self)
+    }
+
+    /// Marks the transaction as part of a removal. When the disk is full, the store
+    /// releases its space reserve for such transactions only: a full disk must not stop
+    /// an operator from removing things, while creates wait for space.
+    pub fn teardown(&mut self) -> &mut Txn {
+        self.teardown = true;
+        self
     }
 
     /// Number of operations.

@@ -239,11 +239,13 @@ fn migrate_store_layout(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 async fn open_store(dir: PathBuf) -> anyhow::Result<Store> {
-    tokio::task::spawn_blocking(move || {
+    let store = tokio::task::spawn_blocking(move || {
         Store::open(&dir).with_context(|| format!("cannot open the store in {}", dir.display()))
     })
     .await
-    .context("store open task failed")?
+    .context("store open task failed")??;
+    crate::stores::register("controller", store.clone());
+    Ok(store)
 }
 
 /// Binds the API socket, refusing to take over one another agent still serves.

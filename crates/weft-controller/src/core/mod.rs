@@ -93,6 +93,7 @@ pub(crate) trait Table: Record + Clone + Send + 'static {
     fn id(&self) -> Self::Id;
     fn table(core: &mut Core) -> &mut BTreeMap<Self::Id, Stored<Self>>;
     fn table_ref(core: &Core) -> &BTreeMap<Self::Id, Stored<Self>>;
+    fn lifecycle(&self) -> Lifecycle;
 }
 
 macro_rules! impl_table {
@@ -107,6 +108,9 @@ macro_rules! impl_table {
             }
             fn table_ref(core: &Core) -> &BTreeMap<$id, Stored<Self>> {
                 &core.$field
+            }
+            fn lifecycle(&self) -> Lifecycle {
+                self.lifecycle
             }
         }
     };
@@ -180,6 +184,10 @@ impl Core {
         let mut txn = Txn::new();
         txn.put(&record, expect)
             .map_err(|e| store_error(e, "encode"))?;
+        // The intent of a removal may use the store's reserve on a full disk.
+        if record.lifecycle() == Lifecycle::Deleting {
+            txn.teardown();
+        }
         let versions = self.commit(txn).await?;
         let version = versions.first().copied().unwrap_or_default();
         R::table(self).insert(record.id(), Stored { record, version });
@@ -193,7 +201,8 @@ impl Core {
         };
         let mut txn = Txn::new();
         txn.delete::<R>(&stored.record.key(), Expect::Version(stored.version))
-            .map_err(|e| store_error(e, "encode"))?;
+            .map_err(|e| store_error(e, "encode"))?
+            .teardown();
         self.commit(txn).await?;
         R::table(self).remove(id);
         Ok(())
@@ -257,6 +266,10 @@ impl Core {
 }
 
 fn store_error(e: StoreError, during: &str) -> Error {
+    // A full disk is the operator's to fix, and its message already says what to do.
+    if e.is_unwritable() {
+        return Error::new(ErrorKind::Unavailable, e.to_string());
+    }
     Error::new(ErrorKind::Internal, format!("store {during} failed: {e}"))
 }
 
