@@ -2,9 +2,9 @@
 //! given) gossip keyring and seeds, and the node record it publishes in the `nodes`
 //! table, so every member can list every other with its name and role.
 //!
-//! Until secure join (join tokens over QUIC) exists, the keyring travels as a file:
-//! the node that starts a cluster writes `<data-dir>/gossip.keyring`, and a joining
-//! node is given a copy with `--gossip-key-file`; each node keeps its own copy, so a
+//! The keyring comes from secure join (join.rs: a token, then the keyring over QUIC with
+//! mutual TLS) or, for nodes started with `--gossip-key-file`, from a copied file; either
+//! way each node keeps its own copy in `<data-dir>/gossip.keyring` with its seeds, so a
 //! restart needs neither the flag nor `--join`.
 
 use crate::config::ClusterSettings;
