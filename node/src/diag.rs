@@ -37,14 +37,21 @@ pub struct Stats {
     pub rpc: Option<crate::join::RpcPortStats>,
     /// Whether each store can be written, and its write failures.
     pub stores: Vec<crate::stores::StoreStats>,
+    /// The driver-event router: delivered, waiting and coalesced events, repairs.
+    pub driver_events: weft_controller::events::EventStats,
 }
 
 /// This node's statistics.
-pub async fn stats(netdb: &Addr<NetworkDb>) -> Result<Stats, Error> {
+pub async fn stats(netdb: &Addr<NetworkDb>, events: &Addr<DriverEvents>) -> Result<Stats, Error> {
+    let driver_events = events
+        .send(weft_controller::events::Stats)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("driver events: {e}")))?;
     Ok(Stats {
         gossip: gossip_state(netdb).await?,
         rpc: crate::join::rpc_stats(),
         stores: crate::stores::health().await,
+        driver_events,
     })
 }
 
@@ -249,9 +256,12 @@ pub async fn metrics(
     routed
         .get_or_create(&label("outcome", "dropped"))
         .inc_by(driver_events.dropped);
+    routed
+        .get_or_create(&label("outcome", "coalesced"))
+        .inc_by(driver_events.coalesced);
     registry.register(
         "driver_events",
-        "Table events from other nodes handed to drivers, or dropped (too many for networks not here)",
+        "Table events from other nodes handed to drivers, dropped (too many for networks not here), or folded into a later change of the same key while a driver was busy",
         routed,
     );
     let pending = Gauge::<i64>::default();
@@ -260,6 +270,27 @@ pub async fn metrics(
         "driver_events_pending",
         "Table events kept for networks that do not exist here yet",
         pending,
+    );
+    let waiting = Gauge::<i64>::default();
+    waiting.set(driver_events.waiting as i64);
+    registry.register(
+        "driver_events_waiting",
+        "Table events waiting for a busy network driver, at most one per key",
+        waiting,
+    );
+    let watchers = Gauge::<i64>::default();
+    watchers.set(state.events_waiting as i64);
+    registry.register(
+        "netdb_events_waiting",
+        "NetworkDB changes waiting for watchers whose mailboxes are full, at most one per key",
+        watchers,
+    );
+    let coalesced = Counter::<u64>::default();
+    coalesced.inc_by(state.events_coalesced);
+    registry.register(
+        "netdb_events_coalesced",
+        "NetworkDB changes folded into a later change of the same key for a slow watcher",
+        coalesced,
     );
     let repairs = Counter::<u64>::default();
     repairs.inc_by(driver_events.repairs);

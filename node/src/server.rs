@@ -262,7 +262,7 @@ async fn table(
 }
 
 async fn stats(State(api): State<Api>) -> ApiResult {
-    json(diag::stats(&api.netdb).await)
+    json(diag::stats(&api.netdb, &api.events).await)
 }
 
 async fn metrics(State(api): State<Api>) -> ApiResult {

@@ -56,14 +56,83 @@ pub struct Stats;
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EventStats {
     pub delivered: u64,
+    /// Events kept for networks that do not exist here yet.
     pub pending: usize,
+    /// Events waiting for a network's driver whose mailbox is full, one per key.
+    pub waiting: usize,
+    /// Events folded into one waiting for the same key.
+    pub coalesced: u64,
     pub dropped: u64,
     pub repairs: u64,
+    /// Repair ticks skipped because the driver's previous repair still ran.
+    pub repairs_skipped: u64,
 }
 
 struct Route {
     tables: Vec<String>,
     actor: Addr<NetworkDriver>,
+    /// Events the actor's full mailbox could not take yet, folded per key (see [`fold`]).
+    waiting: BTreeMap<(String, String), EventNotify>,
+}
+
+/// How often events waiting for a busy network's driver are offered again.
+const FLUSH_EVERY: Duration = Duration::from_millis(5);
+/// A network's driver actor queues at most this many events; more wait, folded per key.
+const DRIVER_MAILBOX: usize = 4096;
+
+/// Folds `event` into the events kept per (table, key): the first one's previous value
+/// with the last one's new value; a create then a delete is nothing. So what is kept is
+/// bounded by the keys, not by the rate of changes. True when it was folded into one.
+fn fold(kept: &mut BTreeMap<(String, String), EventNotify>, event: EventNotify) -> bool {
+    let slot = (event.table.clone(), event.key.clone());
+    match kept.remove(&slot) {
+        Some(first) => {
+            if first.prev != event.value {
+                kept.insert(
+                    slot,
+                    EventNotify {
+                        prev: first.prev,
+                        ..event
+                    },
+                );
+            }
+            true
+        }
+        None => {
+            kept.insert(slot, event);
+            false
+        }
+    }
+}
+
+impl Route {
+    /// Hands `event` to the network's actor if its mailbox has room and nothing waits
+    /// before it; else it waits. Returns whether it was folded into a waiting one.
+    fn offer(&mut self, event: EventNotify) -> bool {
+        if self.waiting.is_empty() {
+            match self.actor.try_send(Notify(event)) {
+                Ok(()) => return false,
+                Err(SendError::Full(Notify(event))) => return fold(&mut self.waiting, event),
+                // The actor stopped: the route goes with NetworkDown.
+                Err(SendError::Closed(_)) => return false,
+            }
+        }
+        fold(&mut self.waiting, event)
+    }
+
+    /// Offers waiting events until the mailbox is full again.
+    fn flush(&mut self) {
+        while let Some((slot, event)) = self.waiting.pop_first() {
+            match self.actor.try_send(Notify(event)) {
+                Ok(()) => {}
+                Err(SendError::Full(Notify(event))) => {
+                    self.waiting.insert(slot, event);
+                    return;
+                }
+                Err(SendError::Closed(_)) => return,
+            }
+        }
+    }
 }
 
 /// Routes table events to per-network driver actors; runs the periodic repair.
@@ -72,6 +141,8 @@ pub struct DriverEvents {
     routes: HashMap<NetworkId, Route>,
     pending: HashMap<NetworkId, BTreeMap<(String, String), EventNotify>>,
     repair_every: Option<Duration>,
+    /// Drivers whose repair is running.
+    repairing: std::collections::BTreeSet<weft_types::DriverName>,
     stats: EventStats,
 }
 
@@ -93,15 +164,18 @@ impl DriverEvents {
             routes: HashMap::new(),
             pending: HashMap::new(),
             repair_every,
+            repairing: Default::default(),
             stats: EventStats::default(),
         }
     }
 
     fn deliver(&mut self, event: EventNotify) {
-        if let Some(route) = self.routes.get(&event.network) {
+        if let Some(route) = self.routes.get_mut(&event.network) {
             if route.tables.contains(&event.table) {
                 self.stats.delivered += 1;
-                route.actor.do_send(Notify(event));
+                if route.offer(event) {
+                    self.stats.coalesced += 1;
+                }
             }
             return;
         }
@@ -112,28 +186,12 @@ impl DriverEvents {
         }
         let kept = self.pending.entry(event.network.clone()).or_default();
         let slot = (event.table.clone(), event.key.clone());
-        match kept.remove(&slot) {
-            // Two changes of one key fold into one: the first's previous value, the
-            // last's new value; a create then a delete is nothing.
-            Some(first) => {
-                if first.prev.is_some() || event.value.is_some() {
-                    kept.insert(
-                        slot,
-                        EventNotify {
-                            prev: first.prev,
-                            ..event
-                        },
-                    );
-                }
-            }
-            None if kept.len() >= MAX_PENDING_PER_NETWORK => {
-                self.stats.dropped += 1;
-                warn!(network = %event.network.short(), "too many events for a network unknown here: dropping");
-            }
-            None => {
-                kept.insert(slot, event);
-            }
+        if !kept.contains_key(&slot) && kept.len() >= MAX_PENDING_PER_NETWORK {
+            self.stats.dropped += 1;
+            warn!(network = %event.network.short(), "too many events for a network unknown here: dropping");
+            return;
         }
+        fold(kept, event);
     }
 }
 
@@ -142,17 +200,32 @@ impl Actor for DriverEvents {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(65_536);
+        ctx.run_interval(FLUSH_EVERY, |act, _| {
+            for route in act.routes.values_mut() {
+                route.flush();
+            }
+        });
         if let Some(every) = self.repair_every {
             ctx.run_interval(every, |act, ctx| {
                 for driver in act.drivers.clone() {
-                    let fut = async move { (driver.name().clone(), driver.repair().await) };
-                    ctx.spawn(fut.into_actor(act).map(|(name, result), act, _| match result {
-                        Ok(0) => {}
-                        Ok(n) => {
-                            act.stats.repairs += n as u64;
-                            info!(driver = %name, repaired = n, "repaired kernel state changed behind the agent's back");
+                    let name = driver.name().clone();
+                    // A repair slower than the period would pile up behind itself.
+                    if !act.repairing.insert(name.clone()) {
+                        act.stats.repairs_skipped += 1;
+                        debug!(driver = %name, "previous repair still running: tick skipped");
+                        continue;
+                    }
+                    let fut = async move { (name, driver.repair().await) };
+                    ctx.spawn(fut.into_actor(act).map(|(name, result), act, _| {
+                        act.repairing.remove(&name);
+                        match result {
+                            Ok(0) => debug!(driver = %name, "repair found nothing to change"),
+                            Ok(n) => {
+                                act.stats.repairs += n as u64;
+                                info!(driver = %name, repaired = n, "repaired kernel state changed behind the agent's back");
+                            }
+                            Err(e) => warn!(driver = %name, error = %e, "repair failed"),
                         }
-                        Err(e) => warn!(driver = %name, error = %e, "repair failed"),
                     }));
                 }
             });
@@ -174,7 +247,12 @@ impl Handler<NetworkUp> for DriverEvents {
             driver: msg.driver,
         }
         .start();
-        self.routes.insert(id.clone(), Route { tables, actor });
+        let route = Route {
+            tables,
+            actor,
+            waiting: BTreeMap::new(),
+        };
+        self.routes.insert(id.clone(), route);
         for (_, event) in self.pending.remove(&id).unwrap_or_default() {
             self.deliver(event);
         }
@@ -229,6 +307,7 @@ impl Handler<Stats> for DriverEvents {
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
         let mut stats = self.stats.clone();
         stats.pending = self.pending.values().map(BTreeMap::len).sum();
+        stats.waiting = self.routes.values().map(|r| r.waiting.len()).sum();
         MessageResult(stats)
     }
 }
@@ -244,7 +323,7 @@ impl Actor for NetworkDriver {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(65_536);
+        ctx.set_mailbox_capacity(DRIVER_MAILBOX);
     }
 }
 

@@ -144,3 +144,81 @@ async fn node_discovery_reaches_the_drivers_that_ask_for_it() {
     assert_eq!(global.state().discoveries, vec![joined]);
     assert!(local.state().discoveries.is_empty());
 }
+
+#[actix::test]
+async fn a_slow_driver_gets_the_latest_change_per_key_not_an_unbounded_queue() {
+    const KEYS: usize = 100;
+    const CHANGES: usize = 100_000;
+    let fake = driver();
+    let as_driver: Arc<dyn Driver> = Arc::new(fake.clone());
+    let router = DriverEvents::new(vec![as_driver.clone()], None).start();
+    let net = NetworkId::random();
+    router.do_send(NetworkUp {
+        network: record(&net),
+        driver: as_driver,
+    });
+    fake.stall_events(true);
+    let value = |i: usize| (i / KEYS).to_string();
+    for i in 0..CHANGES {
+        let key = format!("k{}", i % KEYS);
+        let prev = (i >= KEYS).then(|| value(i - KEYS));
+        router.do_send(Notify(event(&net, &key, prev.as_deref(), Some(&value(i)))));
+    }
+    let stats = router.send(Stats).await.unwrap();
+    assert_eq!(stats.delivered, CHANGES as u64);
+    assert!(stats.waiting <= KEYS, "{stats:?}");
+    assert!(
+        stats.coalesced as usize >= CHANGES - KEYS - 4096 - 1,
+        "{stats:?}"
+    );
+    fake.stall_events(false);
+    // Converged: every key's last value reached the driver, in far fewer calls.
+    let last = value(CHANGES - 1);
+    for _ in 0..400 {
+        let events = fake.state().events;
+        let latest: std::collections::BTreeMap<_, _> = events
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect();
+        if latest.len() == KEYS
+            && latest
+                .values()
+                .all(|v| v.as_deref() == Some(last.as_bytes()))
+        {
+            assert!(events.len() < CHANGES / 10, "{} driver calls", events.len());
+            assert_eq!(router.send(Stats).await.unwrap().waiting, 0);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the driver did not converge: {:?}",
+        router.send(Stats).await.unwrap()
+    );
+}
+
+#[actix::test]
+async fn a_repair_tick_is_skipped_while_the_previous_repair_runs() {
+    let fake = driver();
+    let as_driver: Arc<dyn Driver> = Arc::new(fake.clone());
+    fake.stall_events(true);
+    let router = DriverEvents::new(vec![as_driver], Some(Duration::from_millis(10))).start();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let repairs = |f: &FakeDriver| {
+        f.state()
+            .calls
+            .iter()
+            .filter(|(op, _)| *op == weft_drivers::DriverOp::Repair)
+            .count()
+    };
+    assert_eq!(repairs(&fake), 1, "a repair started while one ran");
+    let stats = router.send(Stats).await.unwrap();
+    assert!(stats.repairs_skipped >= 5, "{stats:?}");
+    fake.stall_events(false);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        repairs(&fake) >= 3,
+        "repairs did not resume: {}",
+        repairs(&fake)
+    );
+}

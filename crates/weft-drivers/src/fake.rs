@@ -43,6 +43,8 @@ pub struct FakeDriver {
     name: DriverName,
     capability: Capability,
     inner: Arc<Mutex<Inner>>,
+    /// While set, table events wait before they are taken: a slow driver.
+    stalled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FakeDriver {
@@ -56,7 +58,15 @@ impl FakeDriver {
             name,
             capability,
             inner: Arc::default(),
+            stalled: Arc::default(),
         }
+    }
+
+    /// Makes table events and repairs wait (at most a minute each) until called again
+    /// with `false`.
+    pub fn stall_events(&self, stalled: bool) {
+        self.stalled
+            .store(stalled, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn global(&self) -> bool {
@@ -193,6 +203,12 @@ impl Driver for FakeDriver {
     }
 
     async fn event_notify(&self, event: &EventNotify) -> Result<(), DriverError> {
+        for _ in 0..12_000 {
+            if !self.stalled.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         let recorded = event.clone();
         self.call(DriverOp::EventNotify, event.key.clone(), |s| {
             s.events.push(recorded);
@@ -201,6 +217,18 @@ impl Driver for FakeDriver {
 
     fn wants_discovery(&self) -> bool {
         self.global()
+    }
+
+    /// Records the call; waits while events are stalled, as a slow repair would.
+    async fn repair(&self) -> Result<usize, DriverError> {
+        self.call(DriverOp::Repair, String::new(), |_| {})?;
+        for _ in 0..12_000 {
+            if !self.stalled.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        Ok(0)
     }
 
     async fn discover(&self, event: &NodeDiscovery) -> Result<(), DriverError> {

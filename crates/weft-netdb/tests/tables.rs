@@ -1,4 +1,6 @@
-//! Tables across an in-process cluster: propagation, local API errors, watches.
+//! Tables across an in-process cluster: propagation, local API errors, watches, and a
+//! watcher that stops reading.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -340,4 +342,96 @@ async fn a_late_joiner_catches_up_on_state_larger_than_a_datagram() {
     // chitchat compresses deltas (base64 values shrink to about 3/4), so these stay
     // under one datagram; fragmentation is the safety net for what does not.
     assert_eq!(observe(&late).await.transport.dropped(), 0);
+}
+
+/// A watcher that stops reading: its first event blocks it until `gate` opens, so its
+/// mailbox fills and stays full.
+struct Stalled {
+    log: std::sync::Arc<std::sync::Mutex<Vec<TableEvent>>>,
+    gate: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl actix::Actor for Stalled {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<TableEvent> for Stalled {
+    type Result = ();
+    fn handle(&mut self, msg: TableEvent, _: &mut actix::Context<Self>) {
+        // Bounded: the test opens the gate well before this gives up.
+        for _ in 0..6_000 {
+            if self.gate.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.log.lock().unwrap().push(msg);
+    }
+}
+
+#[actix::test]
+async fn a_watcher_that_stops_reading_holds_one_change_per_key_and_converges_after() {
+    const KEYS: usize = 10;
+    const ROUNDS: usize = 10_000;
+    let nodes = cluster(1, WINDOW).await;
+    let db = nodes[0].db.clone();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let gate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stalled = {
+        let (log, gate) = (log.clone(), gate.clone());
+        // Its own thread: blocking there stalls only this watcher.
+        let arbiter = actix::Arbiter::new();
+        actix::Actor::start_in_arbiter(&arbiter.handle(), move |_| Stalled { log, gate })
+    };
+    db.send(Watch {
+        table: TABLE.parse().unwrap(),
+        network: None,
+        recipient: stalled.recipient(),
+    })
+    .await
+    .unwrap();
+    // Every local write refreshes the view: 10,000 rounds over 10 keys are 100,000 changes.
+    for round in 0..ROUNDS {
+        for k in 0..KEYS {
+            let key = key(&format!("k{k}"));
+            let value = vec![u8::try_from(round % 251).unwrap(), 1];
+            if round == 0 {
+                db.send(CreateEntry { key, value }).await.unwrap().unwrap();
+            } else {
+                db.send(UpdateEntry { key, value }).await.unwrap().unwrap();
+            }
+        }
+    }
+    let state = observe(&db).await;
+    assert!(
+        state.events_waiting <= KEYS,
+        "{} changes wait for {KEYS} keys",
+        state.events_waiting
+    );
+    assert!(
+        state.events_coalesced as usize >= (ROUNDS - 2) * KEYS / 2,
+        "only {} events were coalesced",
+        state.events_coalesced
+    );
+    gate.store(true, std::sync::atomic::Ordering::SeqCst);
+    let want: std::collections::BTreeMap<String, Vec<u8>> = (0..KEYS)
+        .map(|k| {
+            (
+                format!("k{k}"),
+                vec![u8::try_from((ROUNDS - 1) % 251).unwrap(), 1],
+            )
+        })
+        .collect();
+    wait_until("the stalled watcher to converge", T, || {
+        let log = log.clone();
+        let want = want.clone();
+        async move { replay(&events(&log)) == want }
+    })
+    .await;
+    let delivered = events(&log).len();
+    assert!(
+        delivered < ROUNDS * KEYS / 2,
+        "{delivered} events delivered: the outbox did not fold"
+    );
+    assert_eq!(observe(&db).await.events_waiting, 0);
 }

@@ -10,7 +10,7 @@ use chitchat::Chitchat;
 use weft_keys::Keyring;
 
 use super::messages::*;
-use super::{NetworkDb, Watcher, event};
+use super::{NetworkDb, Watcher};
 use crate::error::NetDbError;
 use crate::schema::{self, LEAVING_KEY, MARKER_VALUE, TableKey};
 use crate::view::{Change, Entry};
@@ -130,7 +130,9 @@ impl NetworkDb {
             primary_key: ring.primary_id(),
             watchers: self.watchers.len(),
             malformed_entries: self.cache.values().map(|(_, c)| c.malformed).sum(),
-            events_sent: self.events_sent,
+            events_sent: self.delivery.sent,
+            events_coalesced: self.delivery.coalesced,
+            events_waiting: self.watchers.iter().map(|w| w.outbox.len()).sum(),
         }
     }
 }
@@ -181,23 +183,25 @@ impl Handler<Watch> for NetworkDb {
     fn handle(&mut self, msg: Watch, _: &mut Context<Self>) -> Self::Result {
         let id = WatchId(self.next_watch);
         self.next_watch += 1;
+        let mut watcher = Watcher {
+            id,
+            table: msg.table,
+            network: msg.network,
+            recipient: msg.recipient,
+            outbox: Default::default(),
+            closed: false,
+        };
         for (key, entry) in &self.view {
-            if key.matches(&msg.table, msg.network.as_ref()) {
+            if key.matches(&watcher.table, watcher.network.as_ref()) {
                 let change = Change {
                     key: key.clone(),
                     prev: None,
                     next: Some(entry.clone()),
                 };
-                msg.recipient.do_send(event(id, &change, true));
-                self.events_sent += 1;
+                watcher.offer(change, true, &mut self.delivery);
             }
         }
-        self.watchers.push(Watcher {
-            id,
-            table: msg.table,
-            network: msg.network,
-            recipient: msg.recipient,
-        });
+        self.watchers.push(watcher);
         MessageResult(id)
     }
 }

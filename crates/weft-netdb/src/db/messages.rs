@@ -153,6 +153,11 @@ pub struct NetDbState {
     pub malformed_entries: usize,
     /// Events sent to watchers so far.
     pub events_sent: u64,
+    /// Events folded into one still waiting for a watcher whose mailbox was full (that
+    /// watcher gets the key's latest change instead of every step).
+    pub events_coalesced: u64,
+    /// Changes waiting for watchers whose mailboxes are full, at most one per key.
+    pub events_waiting: usize,
 }
 
 /// Installs a gossip key for opening.

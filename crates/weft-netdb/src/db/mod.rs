@@ -8,6 +8,7 @@
 
 mod handlers;
 pub mod messages;
+mod outbox;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -27,12 +28,73 @@ use crate::seal::TransportStats;
 use crate::transport::{Isolation, SealedTransport, SharedKeyring};
 use crate::view::{self, Change, NodeContent, NodeInput, View};
 use messages::{TableEvent, WatchId};
+use outbox::Outbox;
 
 struct Watcher {
     id: WatchId,
     table: schema::TableName,
     network: Option<weft_types::NetworkId>,
     recipient: Recipient<TableEvent>,
+    /// Changes its full mailbox could not take yet.
+    outbox: Outbox,
+    /// Its mailbox is closed: dropped at the next dispatch.
+    closed: bool,
+}
+
+/// How often changes waiting for slow watchers are offered again.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// What delivering to watchers did, for diagnostics.
+#[derive(Debug, Default, Clone, Copy)]
+struct Delivery {
+    sent: u64,
+    coalesced: u64,
+}
+
+impl Watcher {
+    /// Gives `change` to the watcher now if its mailbox has room and nothing waits before
+    /// it, else keeps it in the outbox.
+    fn offer(&mut self, change: Change, snapshot: bool, delivery: &mut Delivery) {
+        if self.closed {
+            return;
+        }
+        if self.outbox.is_empty() {
+            match self.recipient.try_send(event(self.id, &change, snapshot)) {
+                Ok(()) => {
+                    delivery.sent += 1;
+                    return;
+                }
+                Err(SendError::Full(_)) => {}
+                Err(SendError::Closed(_)) => {
+                    self.closed = true;
+                    return;
+                }
+            }
+        }
+        if self.outbox.push(change, snapshot) {
+            delivery.coalesced += 1;
+        }
+    }
+
+    /// Offers waiting changes until the mailbox is full again.
+    fn flush(&mut self, delivery: &mut Delivery) {
+        while let Some(pending) = self.outbox.next() {
+            match self
+                .recipient
+                .try_send(event(self.id, &pending.change, pending.snapshot))
+            {
+                Ok(()) => {
+                    delivery.sent += 1;
+                    self.outbox.delivered();
+                }
+                Err(SendError::Full(_)) => return,
+                Err(SendError::Closed(_)) => {
+                    self.closed = true;
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// What last produced the view: skip rebuilding when nothing moved.
@@ -55,7 +117,7 @@ pub struct NetworkDb {
     watchers: Vec<Watcher>,
     next_watch: u64,
     leaving: bool,
-    events_sent: u64,
+    delivery: Delivery,
 }
 
 impl std::fmt::Debug for NetworkDb {
@@ -117,7 +179,7 @@ impl NetworkDb {
             watchers: Vec::new(),
             next_watch: 0,
             leaving: false,
-            events_sent: 0,
+            delivery: Delivery::default(),
         };
         Ok(db.start())
     }
@@ -186,14 +248,21 @@ impl NetworkDb {
         if changes.is_empty() {
             return;
         }
-        self.watchers.retain(|w| w.recipient.connected());
+        self.watchers
+            .retain(|w| !w.closed && w.recipient.connected());
         for change in changes {
-            for w in &self.watchers {
+            for w in &mut self.watchers {
                 if change.key.matches(&w.table, w.network.as_ref()) {
-                    w.recipient.do_send(event(w.id, &change, false));
-                    self.events_sent += 1;
+                    w.offer(change.clone(), false, &mut self.delivery);
                 }
             }
+        }
+    }
+
+    /// Offers slow watchers what waits for them.
+    fn flush_watchers(&mut self) {
+        for w in &mut self.watchers {
+            w.flush(&mut self.delivery);
         }
     }
 
@@ -250,6 +319,7 @@ impl Actor for NetworkDb {
         ctx.run_interval(self.config.refresh_interval, |act, ctx| {
             act.schedule_refresh(ctx)
         });
+        ctx.run_interval(FLUSH_EVERY, |act, _| act.flush_watchers());
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
