@@ -354,3 +354,38 @@ fn a_panicking_operation_ends_the_agent_and_the_restart_recovers() {
     agent.ok(&args);
     agent.stop().unwrap();
 }
+
+/// The manager answered with an endpoint's address and the agent died before storing it:
+/// the intent stored before the request lets the restart release the address, so the
+/// network can still be removed (the manager refuses while it holds an address of it).
+#[test]
+fn a_crash_between_the_managers_answer_and_the_save_leaks_no_address() {
+    let mut agent = Agent::start(AgentOptions::default()).unwrap();
+    let network = [
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "198.19.96.0/24",
+        "ov",
+    ];
+    agent.ok(&network);
+    agent.stop().unwrap();
+    agent
+        .spawn(&[(crash::CRASH_AT_ENV, crash::ENDPOINT_CREATE_ALLOCATED)])
+        .unwrap();
+    agent.wait_ready().unwrap();
+    assert!(
+        !agent.cli(&["endpoint", "create", "ov", "e"]).success(),
+        "the crash point was not reached"
+    );
+    let status = agent.wait_exit(std::time::Duration::from_secs(10)).unwrap();
+    assert!(aborted(&status), "{status}: {}", agent.log());
+    agent.restart().unwrap();
+    assert!(!has(&agent, &["endpoint", "ls"], "e"));
+    agent.ok(&["network", "rm", "ov"]);
+    // Nothing of it is left at the manager either: the same subnet can be had again.
+    agent.ok(&network);
+    agent.stop().unwrap();
+}

@@ -30,8 +30,10 @@ crash_points! {
     NETWORK_DELETE_RELEASE = "network-delete-release";
     /// Record deleted, reply not yet sent.
     NETWORK_DELETE_DONE = "network-delete-done";
-    /// Endpoint record persisted as `creating` with its addresses.
+    /// Endpoint record persisted as `creating` (with its addresses on a local network).
     ENDPOINT_CREATE_INTENT = "endpoint-create-intent";
+    /// A global network's manager answered with the addresses, not yet stored.
+    ENDPOINT_CREATE_ALLOCATED = "endpoint-create-allocated";
     /// Driver created the endpoint, record still `creating`.
     ENDPOINT_CREATE_DRIVER = "endpoint-create-driver";
     /// Endpoint persisted `ready`, reply not yet sent.

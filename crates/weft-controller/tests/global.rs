@@ -28,6 +28,10 @@ struct Plane {
     _dir: tempfile::TempDir,
     service: ManagerService,
     up: AtomicBool,
+    /// The next allocation happens at the manager, but its answer does not arrive.
+    lose_answer: AtomicBool,
+    /// With a lost answer, the manager becomes unreachable too.
+    vanish: AtomicBool,
     published: Mutex<BTreeMap<(String, String), Vec<u8>>>,
     networks_up: Mutex<Vec<NetworkId>>,
 }
@@ -46,6 +50,8 @@ impl Plane {
             service: ManagerService::new(ManagerStore::open(store, config).unwrap()),
             _dir: dir,
             up: AtomicBool::new(true),
+            lose_answer: AtomicBool::new(false),
+            vanish: AtomicBool::new(false),
             published: Mutex::default(),
             networks_up: Mutex::default(),
         })
@@ -92,11 +98,18 @@ impl ClusterPlane for Plane {
         endpoint: &EndpointId,
         ip: Option<IpAddr>,
     ) -> Result<Vec<IpNet>, Error> {
-        match self.ask(ManagerRequest::AllocateAddress {
+        let answer = self.ask(ManagerRequest::AllocateAddress {
             network: network.clone(),
             endpoint: endpoint.to_string(),
             ip,
-        })? {
+        })?;
+        if self.lose_answer.swap(false, Ordering::SeqCst) {
+            if self.vanish.swap(false, Ordering::SeqCst) {
+                self.up.store(false, Ordering::SeqCst);
+            }
+            return Err(Error::new(ErrorKind::Unavailable, "the answer was lost"));
+        }
+        match answer {
             ManagerResponse::Addresses(a) => Ok(a),
             other => panic!("{other:?}"),
         }
@@ -165,6 +178,41 @@ async fn open(h: &Harness, plane: &Arc<Plane>, driver: &FakeDriver) -> weft_cont
     h.open_in(config, vec![Arc::new(driver.clone())])
         .await
         .unwrap()
+}
+
+#[tokio::test]
+async fn a_lost_allocation_answer_is_released_so_the_network_can_go() {
+    let h = Harness::new();
+    let plane = Plane::new();
+    let driver = global_driver();
+    let mut core = open(&h, &plane, &driver).await;
+    core.create_network(network("g8", "ov", Some("198.19.208.0/24")))
+        .await
+        .unwrap();
+    plane.lose_answer.store(true, Ordering::SeqCst);
+    let e = core
+        .create_endpoint("g8", endpoint("e1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+    assert!(core.list_endpoints(None).unwrap().is_empty());
+    // The manager allocated, then was told to release: nothing holds the network.
+    core.delete_network("g8", false).await.unwrap();
+    assert!(plane.service.networks().is_empty());
+
+    // The manager vanishes right after allocating: the release cannot happen now, so the
+    // endpoint is kept (deleting) and removing it later releases the address.
+    core.create_network(network("g7", "ov", Some("198.19.207.0/24")))
+        .await
+        .unwrap();
+    plane.lose_answer.store(true, Ordering::SeqCst);
+    plane.vanish.store(true, Ordering::SeqCst);
+    assert!(core.create_endpoint("g7", endpoint("e2")).await.is_err());
+    let held = core.delete_network("g7", false).await.unwrap_err();
+    assert_eq!(held.kind, ErrorKind::Unavailable, "{held}");
+    plane.up.store(true, Ordering::SeqCst);
+    core.delete_network("g7", false).await.unwrap();
+    assert!(plane.service.networks().is_empty());
 }
 
 #[tokio::test]

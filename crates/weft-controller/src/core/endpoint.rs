@@ -41,26 +41,24 @@ impl Core {
             .map(|s| self.find_sandbox(s).map(|s| s.id.clone()))
             .transpose()?;
         let id = EndpointId::random();
+        // A global network's addresses come from the manager after the intent is stored:
+        // an answer lost or a crash after it then leaves a record that releases them.
         let (ipv4, ipv6) = match network.scope {
             Scope::Local => self.allocate_endpoint_addresses(&network, &req)?,
             Scope::Global => {
-                self.allocate_global_addresses(&network, &id, req.ip, req.ipv6)
-                    .await?
+                Core::check_global_address_request(&network, req.ip, req.ipv6)?;
+                (None, None)
             }
         };
-        let mac = req.mac.unwrap_or_else(|| match ipv4 {
-            Some(IpNet::V4(v4)) => MacAddr::from_ipv4(v4.addr()),
-            _ => MacAddr::random(),
-        });
         let mut record = EndpointRecord {
             id,
-            name: req.name,
+            name: req.name.clone(),
             network: network.id.clone(),
             ipv4,
             ipv6,
-            mac,
-            aliases: req.aliases,
-            service: req.service,
+            mac: endpoint_mac(&req, ipv4),
+            aliases: req.aliases.clone(),
+            service: req.service.clone(),
             attachment: Attachment::Detached,
             interface: None,
             owner,
@@ -69,12 +67,32 @@ impl Core {
         };
         if let Err(e) = self.save(record.clone()).await {
             self.release_endpoint_addresses(&record);
-            if let Err(undo) = self.release_global_addresses(&record).await {
-                warn!(endpoint = %record.name, error = %undo, "rollback: addresses stay held at the manager");
-            }
             return Err(e);
         }
         crash::point(crash::ENDPOINT_CREATE_INTENT);
+        if network.scope == Scope::Global {
+            let asked = self
+                .allocate_global_addresses(&network, &record.id, req.ip)
+                .await;
+            match asked {
+                Ok((v4, v6)) => {
+                    (record.ipv4, record.ipv6) = (v4, v6);
+                    record.mac = endpoint_mac(&req, v4);
+                }
+                Err(e) => {
+                    // The manager may have allocated and its answer been lost: release by id.
+                    self.abandon_endpoint_intent(&record).await;
+                    return Err(e);
+                }
+            }
+            crash::point(crash::ENDPOINT_CREATE_ALLOCATED);
+            if let Err(e) = self.save(record.clone()).await {
+                self.abandon_endpoint_intent(&record).await;
+                return Err(e);
+            }
+        } else {
+            crash::point(crash::ENDPOINT_CREATE_ALLOCATED);
+        }
         if let Err(e) = driver.create_endpoint(&network, &record).await {
             self.undo_endpoint_create(&record).await;
             return Err(e.into());
@@ -129,7 +147,8 @@ impl Core {
                 .map(|s| s.record.clone())
                 .unwrap_or(endpoint);
         }
-        if endpoint.lifecycle != Lifecycle::Deleting {
+        let finishing = endpoint.lifecycle == Lifecycle::Deleting;
+        if !finishing {
             endpoint.lifecycle = Lifecycle::Deleting;
             self.save(endpoint.clone()).await?;
         }
@@ -146,7 +165,11 @@ impl Core {
         crash::point(crash::ENDPOINT_DELETE_DRIVER);
         // The manager's release is idempotent: a crash after it releases again at start.
         if let Err(e) = self.release_global_addresses(&endpoint).await {
-            self.undo_endpoint_delete(endpoint).await;
+            // A delete this call began is undone; one being finished (after a crash, or a
+            // create abandoned while the manager was away) stays for the next try.
+            if !finishing {
+                self.undo_endpoint_delete(endpoint).await;
+            }
             return Err(e);
         }
         // Nothing is written between the release and the final delete (see network.rs).
@@ -430,9 +453,23 @@ impl Core {
                 return;
             }
         }
+        self.abandon_endpoint_intent(endpoint).await;
+    }
+
+    /// Undoes a create the driver has not seen: its addresses go back (locally, and to the
+    /// manager by endpoint id), then its record. A manager that cannot be told leaves the
+    /// record `deleting`: recovery, `weft endpoint rm` or `weft network rm` finish it.
+    async fn abandon_endpoint_intent(&mut self, endpoint: &EndpointRecord) {
         self.release_endpoint_addresses(endpoint);
         if let Err(e) = self.release_global_addresses(endpoint).await {
-            warn!(endpoint = %endpoint.name, error = %e, "rollback: addresses stay held at the manager");
+            // Kept as `deleting`: recovery, or weft endpoint rm, releases them later.
+            warn!(endpoint = %endpoint.name, error = %e, "rollback: the manager did not release the addresses; kept for a retry");
+            let mut deleting = endpoint.clone();
+            deleting.lifecycle = Lifecycle::Deleting;
+            if let Err(e) = self.save(deleting).await {
+                warn!(endpoint = %endpoint.name, error = %e, "rollback: failed to mark the endpoint deleting");
+            }
+            return;
         }
         if let Err(e) = self.erase::<EndpointRecord>(&endpoint.id).await {
             warn!(endpoint = %endpoint.name, error = %e, "rollback: failed to delete endpoint record");
@@ -600,4 +637,13 @@ fn host_net(ip: IpAddr, prefix: u8) -> IpNet {
     // The prefix comes from a valid pool of the same family, so this cannot fail; fall
     // back to a host route rather than panic.
     IpNet::new(ip, prefix).unwrap_or_else(|_| IpNet::from(ip))
+}
+
+/// The MAC given, else one derived from the IPv4 address (Docker's 02:42 + address), else
+/// a random one.
+fn endpoint_mac(req: &CreateEndpointRequest, ipv4: Option<IpNet>) -> MacAddr {
+    req.mac.unwrap_or_else(|| match ipv4 {
+        Some(IpNet::V4(v4)) => MacAddr::from_ipv4(v4.addr()),
+        _ => MacAddr::random(),
+    })
 }

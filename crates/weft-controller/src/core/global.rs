@@ -215,8 +215,24 @@ impl Core {
         network: &NetworkRecord,
         endpoint: &EndpointId,
         ip: Option<IpAddr>,
-        ipv6: Option<IpAddr>,
     ) -> Result<(Option<IpNet>, Option<IpNet>), Error> {
+        let addresses = self
+            .cluster
+            .allocate_address(&network.id, endpoint, ip)
+            .await
+            .map_err(|e| e.context(format!("cannot get an address on network {}", network.name)))?;
+        let ipv4 = addresses.iter().find(|a| a.addr().is_ipv4()).copied();
+        let ipv6 = addresses.iter().find(|a| a.addr().is_ipv6()).copied();
+        Ok((ipv4, ipv6))
+    }
+
+    /// Refuses, before anything is stored or asked, address requests a global network
+    /// cannot take.
+    pub(crate) fn check_global_address_request(
+        network: &NetworkRecord,
+        ip: Option<IpAddr>,
+        ipv6: Option<IpAddr>,
+    ) -> Result<(), Error> {
         if ipv6.is_some() {
             return Err(Error::invalid(format!(
                 "network {} is global: --ipv6 addresses come from the manager",
@@ -228,14 +244,7 @@ impl Core {
                 "--ip takes an IPv4 address; use --ipv6 for IPv6".to_owned(),
             ));
         }
-        let addresses = self
-            .cluster
-            .allocate_address(&network.id, endpoint, ip)
-            .await
-            .map_err(|e| e.context(format!("cannot get an address on network {}", network.name)))?;
-        let ipv4 = addresses.iter().find(|a| a.addr().is_ipv4()).copied();
-        let ipv6 = addresses.iter().find(|a| a.addr().is_ipv6()).copied();
-        Ok((ipv4, ipv6))
+        Ok(())
     }
 
     /// Gives an endpoint's addresses back to the manager, if its network is global.
@@ -247,7 +256,10 @@ impl Core {
             .networks
             .get(&endpoint.network)
             .is_some_and(|s| s.record.scope == Scope::Global);
-        if !global || (endpoint.ipv4.is_none() && endpoint.ipv6.is_none()) {
+        // Asked even when the record holds no address: its intent was stored before the
+        // manager answered, and the manager may have allocated (releasing is by id and
+        // idempotent).
+        if !global {
             return Ok(());
         }
         self.cluster

@@ -101,6 +101,16 @@ impl Core {
     /// Deletes a network; with `force`, its endpoints first (leaving their sandboxes).
     pub async fn delete_network(&mut self, reference: &str, force: bool) -> Result<(), Error> {
         let network = self.find_network(reference)?.clone();
+        // Endpoints already being deleted (e.g. a create whose addresses the manager could
+        // not take back then) are not in the way: finish them first.
+        let unfinished: Vec<_> = self
+            .endpoints_of(&network.id)
+            .filter(|e| e.lifecycle == Lifecycle::Deleting)
+            .map(|e| e.id.clone())
+            .collect();
+        for endpoint in unfinished {
+            self.delete_endpoint_record(endpoint, true).await?;
+        }
         let endpoints: Vec<_> = self.endpoints_of(&network.id).cloned().collect();
         if !endpoints.is_empty() && !force {
             let mut names: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
