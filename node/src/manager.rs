@@ -11,7 +11,7 @@ use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 use weft_manager::{
     AllocatorConfig, ManagerReply, ManagerRequest, ManagerResponse, ManagerService, ManagerStore,
     VniRange,
@@ -113,8 +113,9 @@ impl Manager {
                 return;
             }
         };
+        // Periodic and usually a no-op: not worth an info line every 30 s.
         if !records.is_empty() {
-            info!(
+            debug!(
                 networks = records.len(),
                 "publishing global network definitions"
             );

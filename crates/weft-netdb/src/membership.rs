@@ -91,11 +91,106 @@ impl LivenessTracker {
     }
 }
 
+/// A member whose status changed between two views of the membership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusChange {
+    pub node_id: String,
+    pub generation: u64,
+    /// `None` for a member not seen before.
+    pub from: Option<MemberStatus>,
+    pub to: MemberStatus,
+}
+
+impl StatusChange {
+    /// Why an operator sees this change, in words.
+    pub fn reason(&self) -> &'static str {
+        match (self.from, self.to) {
+            (None, MemberStatus::Alive) => "joined",
+            (Some(MemberStatus::Alive), MemberStatus::Suspect) | (None, MemberStatus::Suspect) => {
+                "its gossip went silent: its entries are kept for the suspicion window"
+            }
+            (_, MemberStatus::Dead) => {
+                "silent for longer than the suspicion window: its entries are removed"
+            }
+            (_, MemberStatus::Left) => "it left the cluster: its entries are removed",
+            (Some(_), MemberStatus::Alive) => "heard again: its entries are back",
+            (Some(_), MemberStatus::Suspect) => "silent again",
+        }
+    }
+}
+
+/// The status changes from `old` to `new` (one member per node id), for logging; this
+/// node itself, and members whose status did not change, are left out.
+pub fn status_changes(old: &[Member], new: &[Member], self_id: &str) -> Vec<StatusChange> {
+    new.iter()
+        .filter(|m| m.node_id != self_id)
+        .filter_map(|m| {
+            let before = old.iter().find(|o| o.node_id == m.node_id);
+            let from = before.map(|o| o.status);
+            let same = before.is_some_and(|o| o.status == m.status && o.generation == m.generation);
+            (!same).then(|| StatusChange {
+                node_id: m.node_id.clone(),
+                generation: m.generation,
+                from,
+                to: m.status,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const W: Duration = Duration::from_secs(10);
+
+    fn member(id: &str, generation: u64, status: MemberStatus) -> Member {
+        Member {
+            node_id: id.to_owned(),
+            generation,
+            addr: SocketAddr::from(([127, 0, 0, 1], 7946)),
+            status,
+            entries: 0,
+            key_ids: Vec::new(),
+            primary_key: None,
+        }
+    }
+
+    #[test]
+    fn status_changes_name_each_member_that_moved() {
+        use MemberStatus::*;
+        let old = [
+            member("me", 1, Alive),
+            member("a", 1, Alive),
+            member("b", 1, Suspect),
+        ];
+        let new = [
+            member("me", 1, Suspect),
+            member("a", 1, Suspect),
+            member("b", 1, Dead),
+            member("c", 1, Alive),
+        ];
+        let got = status_changes(&old, &new, "me");
+        let short: Vec<_> = got
+            .iter()
+            .map(|c| (c.node_id.as_str(), c.from, c.to))
+            .collect();
+        assert_eq!(
+            short,
+            [
+                ("a", Some(Alive), Suspect),
+                ("b", Some(Suspect), Dead),
+                ("c", None, Alive)
+            ]
+        );
+        assert!(got[1].reason().contains("removed"));
+        assert_eq!(got[2].reason(), "joined");
+        // Nothing moved: nothing to say. A restart under a new generation is said.
+        assert!(status_changes(&new, &new, "me").is_empty());
+        let restarted = [member("a", 2, Alive)];
+        let again = status_changes(&new, &restarted, "me");
+        assert_eq!(again[0].reason(), "heard again: its entries are back");
+    }
 
     #[test]
     fn status_table() {

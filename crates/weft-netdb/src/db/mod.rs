@@ -22,7 +22,7 @@ use weft_keys::Keyring;
 
 use crate::config::NetDbConfig;
 use crate::error::NetDbError;
-use crate::membership::{LivenessTracker, Member, MemberStatus, member_status};
+use crate::membership::{LivenessTracker, Member, MemberStatus, member_status, status_changes};
 use crate::schema::{self, KEYS_KEY, MARKER_VALUE, READY_KEY};
 use crate::seal::TransportStats;
 use crate::transport::{Isolation, SealedTransport, SharedKeyring};
@@ -239,6 +239,17 @@ impl NetworkDb {
             .collect();
         let (view, members) = view::materialise(&nodes, window);
         let changes = view::diff(&self.view, &view);
+        for moved in status_changes(&self.members, &members, &self.self_id.node_id) {
+            info!(
+                node = %moved.node_id,
+                generation = moved.generation,
+                from = ?moved.from,
+                to = ?moved.to,
+                "node {}: {}",
+                moved.node_id,
+                moved.reason()
+            );
+        }
         self.view = view;
         self.members = members;
         self.dispatch(changes);
