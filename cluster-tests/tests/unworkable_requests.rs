@@ -129,34 +129,13 @@ fn the_underlay_subnet_and_bad_overlay_options_are_refused() {
     let before = h1.listings();
     // The harness's hosts sit on 198.18.0.0/24.
     for driver in ["bridge", "overlay"] {
-        refused(
-            h1,
-            &[
-                "network",
-                "create",
-                "-d",
-                driver,
-                "--subnet",
-                "198.18.0.0/24",
-                "u",
-            ],
-            1,
-            "overlaps 198.18.0.0/24 of host interface",
-        );
-        refused(
-            h1,
-            &[
-                "network",
-                "create",
-                "-d",
-                driver,
-                "--subnet",
-                "198.18.0.0/16",
-                "u",
-            ],
-            1,
-            "the host's own network",
-        );
+        for (subnet, says) in [
+            ("198.18.0.0/24", "overlaps 198.18.0.0/24 of host interface"),
+            ("198.18.0.0/16", "the host's own network"),
+        ] {
+            let args = ["network", "create", "-d", driver, "--subnet", subnet, "u"];
+            refused(h1, &args, 1, says);
+        }
     }
     fn ov(opt: &str) -> Vec<&str> {
         vec![

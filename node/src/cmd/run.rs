@@ -63,7 +63,10 @@ pub async fn run(args: RunArgs, ctx: &Ctx) -> Result<(), CallError> {
         // The agent starts and reaps it: this process exits now.
         let start = StartProcessRequest {
             command: args.command.clone(),
-            env: std::env::vars().collect(),
+            // vars() panics on a variable that is not UTF-8; such ones are left out.
+            env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
             cwd: std::env::current_dir()
                 .ok()
                 .map(|d| d.display().to_string()),
