@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use weft_agent::config::{AgentConfig, ClusterSettings, DEFAULT_GOSSIP_PORT, DEFAULT_RPC_PORT};
 use weft_ipam::{IpamConfig, PredefinedPool};
 
 /// Where the agent keeps its store by default.
@@ -121,42 +122,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// The settled configuration.
+/// The settled configuration: the agent's, and how the binary logs.
 #[derive(Debug, Clone)]
-pub struct AgentConfig {
-    pub data_dir: PathBuf,
-    pub api_socket: PathBuf,
-    pub node_name: String,
-    pub netns_prefix: String,
-    pub ipam: IpamConfig,
+pub struct Resolved {
+    pub agent: AgentConfig,
     pub log_level: String,
     pub log_format: LogFormat,
-    pub cluster: ClusterSettings,
 }
 
-/// Where and how this node gossips.
-#[derive(Debug, Clone)]
-pub struct ClusterSettings {
-    pub listen: SocketAddr,
-    pub advertise: SocketAddr,
-    /// Seeds given now (empty on a restart that gives none: the stored ones are used).
-    pub join: Vec<SocketAddr>,
-    pub key_file: Option<PathBuf>,
-    pub init: bool,
-    pub token: Option<weft_keys::JoinToken>,
-    pub rpc_port: u16,
-    pub diagnostic: Option<SocketAddr>,
-    pub metrics: Option<SocketAddr>,
-    pub gossip_interval: Duration,
-    pub suspicion_window: Duration,
-    /// This host's VTEP address.
-    pub data_path: std::net::Ipv4Addr,
-    pub data_path_port: u16,
-    /// None: never repair.
-    pub repair_interval: Option<Duration>,
-}
-
-impl AgentConfig {
+impl Resolved {
     /// Merges flags/environment (already merged by clap) over the file, over defaults.
     pub fn resolve(cli: AgentSettings, file: Option<&Path>) -> anyhow::Result<Self> {
         let file = match file {
@@ -178,7 +152,7 @@ impl AgentConfig {
             .or(file.netns_prefix)
             .unwrap_or_else(|| DEFAULT_NETNS_PREFIX.to_owned());
         validate_prefix(&netns_prefix)?;
-        Ok(AgentConfig {
+        let agent = AgentConfig {
             data_dir: cli
                 .data_dir
                 .or(file.data_dir)
@@ -190,11 +164,14 @@ impl AgentConfig {
             netns_prefix,
             node_name: cli.node_name.or(file.node_name).map_or_else(hostname, Ok)?,
             ipam,
+            cluster,
+        };
+        Ok(Resolved {
+            agent,
             log_level: cli
                 .log_level
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".to_owned()),
-            cluster,
             log_format: cli
                 .log_format
                 .or(file.log_format)
@@ -259,10 +236,6 @@ fn ipam_config(
     Ok(config)
 }
 
-/// RPC (QUIC) port when none is given.
-pub const DEFAULT_RPC_PORT: u16 = 7947;
-/// Gossip port when none is given.
-pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
 /// Diagnostics address when none is given.
 pub const DEFAULT_DIAGNOSTIC_ADDR: &str = "127.0.0.1:7948";
 
@@ -411,13 +384,13 @@ mod tests {
             data_dir: Some("/flag".into()),
             ..Default::default()
         };
-        let c = AgentConfig::resolve(cli, Some(&path)).unwrap();
-        assert_eq!(c.data_dir, PathBuf::from("/flag"));
-        assert_eq!(c.node_name, "from-file");
-        assert_eq!(c.api_socket, PathBuf::from(DEFAULT_API_SOCKET));
-        assert_eq!(c.ipam.local[0].base.to_string(), "198.19.0.0/16");
-        assert_eq!(c.ipam.local[0].size, DEFAULT_POOL_SIZE);
-        assert_eq!(c.ipam.global, IpamConfig::default().global);
+        let c = Resolved::resolve(cli, Some(&path)).unwrap();
+        assert_eq!(c.agent.data_dir, PathBuf::from("/flag"));
+        assert_eq!(c.agent.node_name, "from-file");
+        assert_eq!(c.agent.api_socket, PathBuf::from(DEFAULT_API_SOCKET));
+        assert_eq!(c.agent.ipam.local[0].base.to_string(), "198.19.0.0/16");
+        assert_eq!(c.agent.ipam.local[0].size, DEFAULT_POOL_SIZE);
+        assert_eq!(c.agent.ipam.global, IpamConfig::default().global);
     }
 
     #[test]
@@ -425,7 +398,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("weft.toml");
         std::fs::write(&path, "colour = 3\n").unwrap();
-        let e = AgentConfig::resolve(AgentSettings::default(), Some(&path))
+        let e = Resolved::resolve(AgentSettings::default(), Some(&path))
             .unwrap_err()
             .to_string();
         assert!(e.contains("colour") && !e.contains('\n'), "{e}");
@@ -435,19 +408,19 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            AgentConfig::resolve(cli, None).is_err(),
+            Resolved::resolve(cli, None).is_err(),
             "size shorter than the pool"
         );
         let cli = AgentSettings {
             netns_prefix: Some("has/slash".into()),
             ..Default::default()
         };
-        assert!(AgentConfig::resolve(cli, None).is_err());
+        assert!(Resolved::resolve(cli, None).is_err());
         let cli = AgentSettings {
             local_addr_pool_size: Some(24),
             ..Default::default()
         };
-        assert!(AgentConfig::resolve(cli, None).is_err());
+        assert!(Resolved::resolve(cli, None).is_err());
         for bad in [
             AgentSettings {
                 data_path_addr: Some("2001:db8::1".parse().unwrap()),
@@ -462,7 +435,7 @@ mod tests {
                 ..Default::default()
             },
         ] {
-            let e = AgentConfig::resolve(bad, None).unwrap_err().to_string();
+            let e = Resolved::resolve(bad, None).unwrap_err().to_string();
             assert!(e.starts_with("--") && !e.contains('\n'), "{e}");
         }
     }
@@ -473,18 +446,21 @@ mod tests {
             listen_addr: Some("198.18.0.1:7946".parse().unwrap()),
             ..Default::default()
         };
-        let c = AgentConfig::resolve(cli, None).unwrap();
-        assert_eq!(c.cluster.data_path.to_string(), "198.18.0.1");
-        assert_eq!(c.cluster.data_path_port, 4789);
-        assert_eq!(c.cluster.repair_interval, Some(Duration::from_secs(5)));
+        let c = Resolved::resolve(cli, None).unwrap();
+        assert_eq!(c.agent.cluster.data_path.to_string(), "198.18.0.1");
+        assert_eq!(c.agent.cluster.data_path_port, 4789);
+        assert_eq!(
+            c.agent.cluster.repair_interval,
+            Some(Duration::from_secs(5))
+        );
         let cli = AgentSettings {
             listen_addr: Some("198.18.0.1:7946".parse().unwrap()),
             data_path_addr: Some("198.18.1.1".parse().unwrap()),
             repair_interval: Some("off".into()),
             ..Default::default()
         };
-        let c = AgentConfig::resolve(cli, None).unwrap();
-        assert_eq!(c.cluster.data_path.to_string(), "198.18.1.1");
-        assert_eq!(c.cluster.repair_interval, None);
+        let c = Resolved::resolve(cli, None).unwrap();
+        assert_eq!(c.agent.cluster.data_path.to_string(), "198.18.1.1");
+        assert_eq!(c.agent.cluster.repair_interval, None);
     }
 }

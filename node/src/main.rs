@@ -1,17 +1,9 @@
 //! `weft`: the agent daemon and the command line that talks to it.
 
 mod client;
-mod cluster;
 mod cmd;
 mod config;
-mod diag;
-mod join;
-mod manager;
 mod output;
-mod plane;
-mod serve;
-mod server;
-mod stores;
 
 use clap::{Parser, Subcommand};
 use client::{CallError, Client};

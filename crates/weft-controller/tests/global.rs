@@ -252,7 +252,7 @@ async fn a_global_network_takes_its_definition_and_addresses_from_the_manager() 
         .await
         .unwrap();
     assert_eq!(info.scope, Scope::Global);
-    assert_eq!(info.options.get(weft_manager::VXLANID_OPTION), Some("4096"));
+    assert_eq!(info.options.get(weft_types::VXLANID_OPTION), Some("4096"));
     assert_eq!(plane.service.networks().len(), 1);
     assert_eq!(*plane.networks_up.lock().unwrap(), vec![info.id.clone()]);
 

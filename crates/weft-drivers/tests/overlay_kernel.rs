@@ -15,9 +15,10 @@ use std::sync::Arc;
 use common::records::{ctx, endpoint, network, sandbox};
 use common::{ping, reaches, run};
 use nix::sched::{CloneFlags, setns};
-use weft_drivers::overlay::{VNI_OPTION, names};
+use weft_drivers::overlay::names;
 use weft_drivers::{Driver, EventNotify, JoinInfo, OverlayConfig, OverlayDriver, PeerRecord};
 use weft_os::{AddrOps, IfName, LinkOps, NeighOps, NetnsOps, NsRef, RealKernel, VethSpec, Vni};
+use weft_types::VXLANID_OPTION;
 use weft_types::{DriverName, NetworkRecord, Options, SandboxId, Scope};
 
 const VTEP_A: Ipv4Addr = Ipv4Addr::new(198, 19, 250, 1);
@@ -37,7 +38,7 @@ fn overlay_network() -> NetworkRecord {
     NetworkRecord {
         driver: DriverName::overlay(),
         scope: Scope::Global,
-        options: Options::from_pairs([format!("{VNI_OPTION}=4242").as_str()]).unwrap(),
+        options: Options::from_pairs([format!("{VXLANID_OPTION}=4242").as_str()]).unwrap(),
         ..network(100, false)
     }
 }

@@ -84,12 +84,6 @@ pub enum AllocError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A VNI outside 1..2^24.
-    #[error("vni {vni} is out of range: vnis are 1 to 16777215")]
-    VniOutOfRange {
-        /// The value given.
-        vni: u32,
-    },
     /// The VNI asked for is used by another network.
     #[error("vni {vni} is already used by another network")]
     VniTaken {
@@ -137,7 +131,6 @@ impl AllocError {
             | AllocError::EmptyEndpoint
             | AllocError::AddressNotInNetwork { .. }
             | AllocError::InvalidSubnet { .. }
-            | AllocError::VniOutOfRange { .. }
             | AllocError::VniWithoutIpv4 { .. } => ErrorKind::InvalidParameter,
         }
     }

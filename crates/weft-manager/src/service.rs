@@ -18,8 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 use weft_types::api::SubnetRequest;
 use weft_types::{Error, ErrorKind, Lifecycle, Name, NetworkId, NetworkRecord, Options, Scope};
 
-/// The driver option carrying a network's VNIs, one per IPv4 subnet (libnetwork's name).
-pub const VXLANID_OPTION: &str = "com.docker.network.driver.overlay.vxlanid_list";
+pub use weft_types::VXLANID_OPTION;
 
 /// A request to a manager.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,14 +189,10 @@ impl NetworkDef {
     /// The network as every node stores it: global scope, ready, its VNIs in the
     /// [`VXLANID_OPTION`] option for the driver.
     pub fn record(&self) -> NetworkRecord {
-        let vnis: Vec<String> = self
-            .subnets
-            .iter()
-            .filter_map(|s| s.vni.map(|v| v.get().to_string()))
-            .collect();
+        let vnis: Vec<Vni> = self.subnets.iter().filter_map(|s| s.vni).collect();
         let mut options: BTreeMap<String, String> = self.meta.options.clone().into();
         if !vnis.is_empty() {
-            options.insert(VXLANID_OPTION.to_owned(), vnis.join(","));
+            options.insert(VXLANID_OPTION.to_owned(), Vni::format_list(&vnis));
         }
         NetworkRecord {
             id: self.id.clone(),
@@ -220,12 +215,9 @@ impl NetworkDef {
 
 fn parse_vni(text: &str) -> Result<Vni, Error> {
     let first = text.split(',').next().unwrap_or_default().trim();
-    let value: u32 = first.parse().map_err(|_| {
-        Error::invalid(format!(
-            "option {VXLANID_OPTION}={text:?}: expected a VNI (1 to 16777215)"
-        ))
-    })?;
-    Vni::new(value).map_err(Error::from)
+    first
+        .parse()
+        .map_err(|e| Error::invalid(format!("option {VXLANID_OPTION}={text:?}: {e}")))
 }
 
 fn without(options: &Options, key: &str) -> Options {

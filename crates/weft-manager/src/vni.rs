@@ -1,4 +1,4 @@
-//! VXLAN network identifiers: the [`Vni`] newtype and the serial allocator handing them out.
+//! The serial allocator handing out VXLAN network identifiers ([`Vni`], from weft-types).
 //!
 //! As libnetwork's overlay manager does (reference §3.1), VNIs are handed out serially from
 //! 4096, skipping those in use; past the last one the search wraps to the first, so a
@@ -8,52 +8,11 @@
 use crate::AllocError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::fmt;
 
-/// The largest VNI: VXLAN identifiers are 24 bits wide (RFC 7348).
-pub const MAX_VNI: u32 = (1 << 24) - 1;
+pub use weft_types::vni::{MAX_VNI, Vni};
+
 /// The first VNI handed out automatically (libnetwork's `vxlanIDStart`).
 pub const FIRST_AUTO_VNI: u32 = 4096;
-
-/// A VXLAN network identifier, 1 to 2^24 - 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
-pub struct Vni(u32);
-
-impl Vni {
-    /// A VNI, if `value` is in 1..2^24.
-    pub fn new(value: u32) -> Result<Vni, AllocError> {
-        if (1..=MAX_VNI).contains(&value) {
-            Ok(Vni(value))
-        } else {
-            Err(AllocError::VniOutOfRange { vni: value })
-        }
-    }
-
-    /// The numeric value.
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-impl TryFrom<u32> for Vni {
-    type Error = AllocError;
-    fn try_from(value: u32) -> Result<Self, Self::Error> {
-        Vni::new(value)
-    }
-}
-
-impl From<Vni> for u32 {
-    fn from(vni: Vni) -> u32 {
-        vni.0
-    }
-}
-
-impl fmt::Display for Vni {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
 
 /// The range automatic VNIs are picked from, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,8 +27,8 @@ impl Default for VniRange {
     /// 4096 to 2^24 - 1, as libnetwork.
     fn default() -> Self {
         VniRange {
-            first: Vni(FIRST_AUTO_VNI),
-            last: Vni(MAX_VNI),
+            first: const { Vni::of(FIRST_AUTO_VNI) },
+            last: const { Vni::of(MAX_VNI) },
         }
     }
 }
@@ -104,10 +63,10 @@ impl Vnis {
     /// The next free VNI of the range at or after the cursor, wrapping once.
     pub(crate) fn allocate(&mut self) -> Result<Vni, AllocError> {
         let (first, last) = (self.range.first.get(), self.range.last.get());
-        let start = self.next.clamp(first, last);
+        let start = Vni::new(self.next.clamp(first, last)).unwrap_or(self.range.first);
         let found = self
-            .free_in(start, last)
-            .or_else(|| self.free_in(first, start));
+            .free_in(start, self.range.last)
+            .or_else(|| self.free_in(self.range.first, start));
         let vni = found.ok_or(AllocError::VnisExhausted {
             first: self.range.first,
             last: self.range.last,
@@ -123,15 +82,15 @@ impl Vnis {
 
     /// The lowest free VNI in `from..=to`. Walks the used VNIs from `from`, so it costs
     /// one step per used VNI in the way, not one per candidate.
-    fn free_in(&self, from: u32, to: u32) -> Option<Vni> {
-        let mut candidate = from;
-        for used in self.used.range(Vni(from)..=Vni(to)) {
+    fn free_in(&self, from: Vni, to: Vni) -> Option<Vni> {
+        let mut candidate = from.get();
+        for used in self.used.range(from..=to) {
             if used.get() != candidate {
                 break;
             }
             candidate = candidate.checked_add(1)?;
         }
-        (candidate <= to).then_some(Vni(candidate))
+        Vni::new(candidate).ok().filter(|vni| *vni <= to)
     }
 
     /// Frees a VNI; freeing one not in use is a no-op.

@@ -283,7 +283,7 @@ fn draft_record(
 ) -> NetworkRecord {
     let mut options: std::collections::BTreeMap<String, String> = req.options.clone().into();
     options
-        .entry(weft_manager::VXLANID_OPTION.to_owned())
+        .entry(weft_types::VXLANID_OPTION.to_owned())
         .or_insert_with(|| weft_manager::FIRST_AUTO_VNI.to_string());
     let placeholder = SubnetRequest {
         subnet: Some(IpNet::V4(ipnet::Ipv4Net::new_assert(

@@ -4,14 +4,11 @@
 
 use ipnet::{IpNet, Ipv4Net};
 use std::net::{IpAddr, Ipv4Addr};
-use weft_os::{IfName, Vni};
-use weft_types::{NetworkId, NetworkRecord};
+use weft_os::IfName;
+use weft_types::{NetworkId, NetworkRecord, VXLANID_OPTION, Vni};
 
 use super::names;
 
-/// The option carrying the network's VNIs, one per IPv4 subnet, comma-separated
-/// (libnetwork's `netlabel.OverlayVxlanIDList`).
-pub const VNI_OPTION: &str = "com.docker.network.driver.overlay.vxlanid_list";
 /// The option asking for an encrypted data path, which this driver does not do yet.
 pub const ENCRYPTED_OPTION: &str = "encrypted";
 /// The option setting the MTU of the network's bridge, vxlan and veths (the bridge
@@ -22,20 +19,20 @@ pub const MTU_OPTION: &str = crate::bridge::config::MTU_OPTION;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// The manager did not assign a VNI.
-    #[error("option {VNI_OPTION} is missing: an overlay network needs a vni")]
+    #[error("option {VXLANID_OPTION} is missing: an overlay network needs a vni")]
     MissingVni,
     /// A VNI is not an integer in range.
-    #[error("invalid vni {value:?} in option {VNI_OPTION}: a vxlanid must be 1..16777215")]
+    #[error("invalid vni {value:?} in option {VXLANID_OPTION}: a vxlanid must be 1..16777215")]
     InvalidVni { value: String },
     /// An option the overlay driver does not know: refused, not silently ignored.
-    #[error("unknown option {key:?} for the overlay driver (supported: {MTU_OPTION}, {VNI_OPTION}){hint}", hint = vni_hint(key))]
+    #[error("unknown option {key:?} for the overlay driver (supported: {MTU_OPTION}, {VXLANID_OPTION}){hint}", hint = vni_hint(key))]
     UnknownOption { key: String },
     /// `mtu` is not an integer in range.
     #[error("invalid mtu {value:?}: expected an integer from 68 to 65535")]
     InvalidMtu { value: String },
     /// The VNI list does not give one VNI per IPv4 subnet.
     #[error(
-        "option {VNI_OPTION} lists {vnis} vnis for {subnets} ipv4 subnet(s): expected one per subnet"
+        "option {VXLANID_OPTION} lists {vnis} vnis for {subnets} ipv4 subnet(s): expected one per subnet"
     )]
     VniCount { vnis: usize, subnets: usize },
     /// No IPv4 subnet to put on the bridge.
@@ -82,7 +79,7 @@ impl OverlayNet {
     pub fn from_record(network: &NetworkRecord) -> Result<Self, ConfigError> {
         let mtu = parse_options(network)?;
         let (subnet, gateway) = ipv4_subnet(network)?;
-        let vni = parse_vni(network.options.get(VNI_OPTION))?;
+        let vni = parse_vni(network.options.get(VXLANID_OPTION))?;
         let name_err = |e: weft_os::Error| ConfigError::Name {
             id: network.id.to_string(),
             message: e.to_string(),
@@ -112,7 +109,7 @@ fn parse_options(network: &NetworkRecord) -> Result<Option<u32>, ConfigError> {
     let mut mtu = None;
     for (key, value) in network.options.iter() {
         match key {
-            VNI_OPTION => {}
+            VXLANID_OPTION => {}
             MTU_OPTION => {
                 mtu = Some(crate::bridge::config::parse_mtu(value).ok_or_else(|| {
                     ConfigError::InvalidMtu {
@@ -133,8 +130,8 @@ fn parse_options(network: &NetworkRecord) -> Result<Option<u32>, ConfigError> {
 
 /// Docker users write the VNI option's last part alone; name the whole key for them.
 fn vni_hint(key: &str) -> String {
-    match VNI_OPTION.ends_with(key) {
-        true => format!(": did you mean {VNI_OPTION}?"),
+    match VXLANID_OPTION.ends_with(key) {
+        true => format!(": did you mean {VXLANID_OPTION}?"),
         false => String::new(),
     }
 }
@@ -181,12 +178,9 @@ fn parse_vni(option: Option<&str>) -> Result<Vni, ConfigError> {
         .split(',')
         .map(|v| {
             let v = v.trim();
-            v.parse::<u32>()
-                .ok()
-                .and_then(|n| Vni::new(n).ok())
-                .ok_or_else(|| ConfigError::InvalidVni {
-                    value: v.to_owned(),
-                })
+            v.parse::<Vni>().map_err(|_| ConfigError::InvalidVni {
+                value: v.to_owned(),
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     match vnis.as_slice() {

@@ -15,7 +15,6 @@
 
 pub mod config;
 pub mod names;
-pub mod peer;
 #[cfg(test)]
 mod peer_tests;
 mod peers;
@@ -40,11 +39,11 @@ use crate::{
     Wanted,
 };
 use crate::{endpoint_object, error_chain, network_object};
-pub use config::{ConfigError, OverlayNet, VNI_OPTION};
-pub use peer::{PeerError, PeerRecord};
+pub use config::{ConfigError, OverlayNet};
+pub use weft_types::gossip::{PeerError, PeerRecord};
 
 /// The NetworkDB table of every overlay network: endpoint id -> encoded [`PeerRecord`].
-pub const PEER_TABLE: &str = "overlay_peer_table";
+pub const PEER_TABLE: &str = weft_types::gossip::Table::OverlayPeers.name();
 /// VXLAN's encapsulation overhead over IPv4 (outer IP 20 + UDP 8 + VXLAN 8 + Ethernet 14).
 pub const VXLAN_OVERHEAD: u32 = 50;
 

@@ -14,9 +14,10 @@ use weft_types::{
     Scope, SubnetConfig,
 };
 
-use super::{OverlayConfig, OverlayDriver, OverlayNet, PEER_TABLE, PeerRecord, VNI_OPTION, names};
+use super::{OverlayConfig, OverlayDriver, OverlayNet, PEER_TABLE, PeerRecord, names};
 pub(super) use crate::bridge::tests::{ctx, endpoint, sandbox};
 use crate::{Driver, DriverError, EventNotify, Wanted};
+use weft_types::VXLANID_OPTION;
 
 pub(super) const VTEP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 pub(super) const REMOTE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -25,7 +26,7 @@ pub(super) const PREFIX: &str = "t-";
 /// An overlay network on 198.19.`n`.0/24 (gateway .1) with VNI 4096 + `n`: the bridge
 /// tests' network, made global.
 pub(super) fn network(n: u8) -> NetworkRecord {
-    let vni = format!("{VNI_OPTION}={}", 4096 + u32::from(n));
+    let vni = format!("{VXLANID_OPTION}={}", 4096 + u32::from(n));
     NetworkRecord {
         name: format!("ov{n}").parse().unwrap(),
         driver: DriverName::overlay(),
@@ -535,7 +536,7 @@ fn validate_network_names_the_problem() {
         assert!(matches!(err, DriverError::InvalidParameter { .. }), "{err}");
         assert!(err.to_string().contains(want), "{want}: {err}");
     };
-    let opt = |v: &str| Options::from_pairs([format!("{VNI_OPTION}={v}").as_str()]).unwrap();
+    let opt = |v: &str| Options::from_pairs([format!("{VXLANID_OPTION}={v}").as_str()]).unwrap();
     check(&|n| n.options = Options::default(), "is missing");
     for (bad, want) in [
         ("0", "invalid vni \"0\""),
@@ -575,11 +576,15 @@ fn validate_network_names_the_problem() {
         "not an ipv4 address inside",
     );
     check(
-        &|n| n.options = Options::from_pairs(["encrypted", &format!("{VNI_OPTION}=5000")]).unwrap(),
+        &|n| {
+            n.options =
+                Options::from_pairs(["encrypted", &format!("{VXLANID_OPTION}=5000")]).unwrap()
+        },
         "encrypted",
     );
-    let with =
-        |extra: &str| Options::from_pairs([format!("{VNI_OPTION}=5000").as_str(), extra]).unwrap();
+    let with = |extra: &str| {
+        Options::from_pairs([format!("{VXLANID_OPTION}=5000").as_str(), extra]).unwrap()
+    };
     // Unknown keys were stored and silently ignored: a typo must be an error.
     for (bad, want) in [
         ("vxlanid_list=99999999", "unknown option \"vxlanid_list\""),
@@ -604,7 +609,8 @@ fn validate_network_names_the_problem() {
 async fn the_mtu_option_beats_the_underlay_and_the_driver_setting() {
     let (k, d) = setup_with(9000, Some(1400)).await;
     let mut net = network(23);
-    net.options = Options::from_pairs([format!("{VNI_OPTION}=4123").as_str(), "mtu=1300"]).unwrap();
+    net.options =
+        Options::from_pairs([format!("{VXLANID_OPTION}=4123").as_str(), "mtu=1300"]).unwrap();
     let ep = join(&k, &d, &net, 2).await;
     let (_, ns, o) = ov(&net);
     assert_eq!(link(&k, &ns, &o.bridge).await.unwrap().mtu, 1300);

@@ -5,9 +5,8 @@
 //! The allocator's store is its own sled database (`<data-dir>/manager`), apart from the
 //! controller's: the two have different owners and lifetimes.
 
-use crate::cluster::cluster_network;
+use crate::AgentError;
 use actix::Addr;
-use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +17,9 @@ use weft_manager::{
 };
 use weft_netdb::{CreateEntry, DeleteEntry, NetworkDb, TableKey, UpdateEntry};
 use weft_rpc::{RpcHandler, rpc_handler};
+use weft_types::gossip::{Table, encode_network};
 use weft_types::{Error, NetworkId, NetworkRecord};
 
-/// The table of global network definitions, written by managers.
-pub const NETWORKS_TABLE: &str = "networks";
 const STORE_DIR: &str = "manager";
 /// How often the definitions are published again, healing a publish that failed.
 const REPUBLISH_EVERY: Duration = Duration::from_secs(30);
@@ -40,20 +38,25 @@ impl Manager {
         data_dir: &Path,
         ipam: &weft_ipam::IpamConfig,
         netdb: Addr<NetworkDb>,
-    ) -> anyhow::Result<Arc<Manager>> {
+    ) -> Result<Arc<Manager>, AgentError> {
         let dir = data_dir.join(STORE_DIR);
         let config = AllocatorConfig {
             pools: ipam.global.clone(),
             vnis: VniRange::default(),
         };
-        let store = tokio::task::spawn_blocking(move || -> anyhow::Result<ManagerStore> {
-            let store = weft_store::Store::open(&dir)
-                .with_context(|| format!("cannot open the allocator store in {}", dir.display()))?;
+        let store = tokio::task::spawn_blocking(move || -> Result<ManagerStore, AgentError> {
+            let store = weft_store::Store::open(&dir).map_err(|source| AgentError::Store {
+                what: format!("cannot open the allocator store in {}", dir.display()),
+                source,
+            })?;
             crate::stores::register("allocator", store.clone());
-            ManagerStore::open(store, config).context("cannot load the cluster allocator")
+            ManagerStore::open(store, config).map_err(AgentError::Allocator)
         })
         .await
-        .context("allocator open task failed")??;
+        .map_err(|source| AgentError::Task {
+            what: "allocator open",
+            source,
+        })??;
         let manager = Arc::new(Manager {
             service: Arc::new(ManagerService::new(store)),
             netdb,
@@ -128,35 +131,46 @@ impl Manager {
     /// Writes (or rewrites) a definition; failures are logged, the next round retries.
     async fn publish(&self, record: &NetworkRecord) {
         let result = async {
-            let key = TableKey::new(NETWORKS_TABLE, cluster_network(), &record.id.to_string())?;
-            let value = serde_json::to_vec(record).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let key = definition_key(&record.id)?;
+            let value = encode_network(record);
             let existing = self
                 .netdb
                 .send(weft_netdb::GetEntry { key: key.clone() })
-                .await?;
-            match existing {
-                Some(entry) if *entry.value == *value.as_slice() => Ok(()),
-                Some(_) => Ok(self.netdb.send(UpdateEntry { key, value }).await??),
-                None => Ok(self.netdb.send(CreateEntry { key, value }).await??),
-            }
+                .await
+                .map_err(|e| e.to_string())?;
+            let written = match existing {
+                Some(entry) if *entry.value == *value.as_slice() => return Ok(()),
+                Some(_) => self.netdb.send(UpdateEntry { key, value }).await,
+                None => self.netdb.send(CreateEntry { key, value }).await,
+            };
+            written
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
         }
         .await;
         if let Err(e) = result {
-            let e: anyhow::Error = e;
             warn!(network = %record.name, error = %e, "cannot publish the network's definition");
         }
     }
 
     async fn unpublish(&self, id: &NetworkId) {
         let result = async {
-            let key = TableKey::new(NETWORKS_TABLE, cluster_network(), &id.to_string())?;
-            Ok::<_, anyhow::Error>(self.netdb.send(DeleteEntry { key }).await??)
+            let key = definition_key(id)?;
+            let deleted = self.netdb.send(DeleteEntry { key }).await;
+            deleted
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
         }
         .await;
         if let Err(e) = result {
             warn!(network = %id.short(), error = %e, "cannot withdraw the network's definition");
         }
     }
+}
+
+fn definition_key(id: &NetworkId) -> Result<TableKey, String> {
+    TableKey::new(Table::Networks.name(), NetworkId::cluster(), id.as_str())
+        .map_err(|e| e.to_string())
 }
 
 /// Encodes `reply`. One that cannot be encoded (larger than an RPC message may be) becomes

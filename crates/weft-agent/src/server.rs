@@ -2,8 +2,8 @@
 //! controller message. Bodies are parsed here, so malformed JSON gets the same one-line
 //! error shape as every other refusal.
 
-use crate::cluster::cluster_network;
 use crate::diag;
+use crate::watcher::ClusterWatcher;
 use actix::{Addr, Handler, Message};
 use axum::Router;
 use axum::body::Bytes;
@@ -19,23 +19,41 @@ use weft_netdb::NetworkDb;
 use weft_types::api::{API_PREFIX, JoinRequest, VersionInfo};
 use weft_types::{Error, ErrorKind, NetworkId};
 
+/// The actors the API talks to.
+#[derive(Clone, Debug)]
+pub struct Actors {
+    pub controller: Addr<Controller>,
+    pub netdb: Addr<NetworkDb>,
+    pub events: Addr<DriverEvents>,
+    pub watcher: Addr<ClusterWatcher>,
+    pub node_name: String,
+}
+
 #[derive(Clone)]
 struct Api {
     controller: Addr<Controller>,
     netdb: Addr<NetworkDb>,
     events: Addr<DriverEvents>,
+    watcher: Addr<ClusterWatcher>,
     node_name: String,
     data_dir: std::path::PathBuf,
 }
 
+impl Api {
+    fn new(actors: &Actors, data_dir: std::path::PathBuf) -> Self {
+        Api {
+            controller: actors.controller.clone(),
+            netdb: actors.netdb.clone(),
+            events: actors.events.clone(),
+            watcher: actors.watcher.clone(),
+            node_name: actors.node_name.clone(),
+            data_dir,
+        }
+    }
+}
+
 /// The API's routes, served by `controller` and `netdb`.
-pub fn router(
-    controller: Addr<Controller>,
-    netdb: Addr<NetworkDb>,
-    events: Addr<DriverEvents>,
-    node_name: String,
-    data_dir: std::path::PathBuf,
-) -> Router {
+pub fn router(actors: &Actors, data_dir: std::path::PathBuf) -> Router {
     let routes = Router::new()
         .route("/version", get(version))
         .route("/networks", get(list_networks).post(create_network))
@@ -74,13 +92,7 @@ pub fn router(
     Router::new()
         .nest(API_PREFIX, routes)
         .fallback(|| async { ApiError(Error::not_found("API path")) })
-        .with_state(Api {
-            controller,
-            netdb,
-            events,
-            node_name,
-            data_dir,
-        })
+        .with_state(Api::new(actors, data_dir))
 }
 
 /// The read-only diagnostics, also served alone on `--diagnostic-addr` with `/metrics`.
@@ -93,43 +105,21 @@ fn diag_routes() -> Router<Api> {
 }
 
 /// `--metrics-addr`: `/metrics` alone, for a scraper that should see nothing else.
-pub fn metrics_router(
-    controller: Addr<Controller>,
-    netdb: Addr<NetworkDb>,
-    events: Addr<DriverEvents>,
-    node_name: String,
-) -> Router {
+pub fn metrics_router(actors: &Actors) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError(Error::not_found("path: only /metrics is served here")) })
-        .with_state(Api {
-            controller,
-            netdb,
-            events,
-            node_name,
-            data_dir: std::path::PathBuf::new(),
-        })
+        .with_state(Api::new(actors, std::path::PathBuf::new()))
 }
 
 /// The diagnostic server's routes: the diagnostics, `/metrics` and `/ready`; no changes.
-pub fn diagnostic_router(
-    controller: Addr<Controller>,
-    netdb: Addr<NetworkDb>,
-    events: Addr<DriverEvents>,
-    node_name: String,
-) -> Router {
+pub fn diagnostic_router(actors: &Actors) -> Router {
     Router::new()
         .merge(diag_routes())
         .route("/metrics", get(metrics))
         .route("/ready", get(ready))
         .fallback(|| async { ApiError(Error::not_found("diagnostic path")) })
-        .with_state(Api {
-            controller,
-            netdb,
-            events,
-            node_name,
-            data_dir: std::path::PathBuf::new(),
-        })
+        .with_state(Api::new(actors, std::path::PathBuf::new()))
 }
 
 /// OK while the node can do its work; 503 with the reason while a store cannot be
@@ -236,7 +226,7 @@ async fn inspect_node(State(api): State<Api>, Path(node): Path<String>) -> ApiRe
 /// A network by name or id, or `cluster` for the cluster-wide tables.
 async fn network_id(api: &Api, network: String) -> Result<NetworkId, ApiError> {
     if network == "cluster" {
-        return Ok(cluster_network());
+        return Ok(NetworkId::cluster());
     }
     match api.controller.send(InspectNetwork { network }).await {
         Ok(Ok(info)) => Ok(info.id),
@@ -262,11 +252,11 @@ async fn table(
 }
 
 async fn stats(State(api): State<Api>) -> ApiResult {
-    json(diag::stats(&api.netdb, &api.events).await)
+    json(diag::stats(&api.netdb, &api.events, &api.watcher).await)
 }
 
 async fn metrics(State(api): State<Api>) -> ApiResult {
-    let text = diag::metrics(&api.netdb, &api.controller, &api.events)
+    let text = diag::metrics(&api.netdb, &api.controller, &api.events, &api.watcher)
         .await
         .map_err(ApiError)?;
     Ok(([("content-type", "text/plain; version=0.0.4")], text).into_response())

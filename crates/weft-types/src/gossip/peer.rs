@@ -3,11 +3,11 @@
 //! host of the network. Encoded with weft's versioned wire format (magic, schema, bincode) in
 //! about 20 bytes; bytes from the network are checked, never trusted.
 
+use crate::MacAddr;
+use crate::wire::{self, WireError};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
-use weft_types::MacAddr;
-use weft_types::wire::{self, WireError};
 
 /// The schema version of the encoded record; bumped when the layout changes.
 pub const PEER_SCHEMA: u16 = 1;

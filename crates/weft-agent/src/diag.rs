@@ -2,7 +2,7 @@
 //! tables, statistics, and Prometheus metrics. Served on the API socket (`weft node`,
 //! `weft diag`) and, read-only, on `--diagnostic-addr` (127.0.0.1 by default).
 
-use crate::cluster::{NODES_TABLE, NodeRecord, cluster_network};
+use crate::watcher::{ClusterWatcher, WatcherStats};
 use actix::Addr;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -14,6 +14,7 @@ use weft_controller::events::DriverEvents;
 use weft_controller::{Controller, Observe as ObserveController};
 use weft_netdb::{MemberStatus, NetDbState, NetworkDb, Observe, WalkTable};
 use weft_types::api::{NodeInfo, TableEntryInfo};
+use weft_types::gossip::{NodeRecord, Table};
 use weft_types::{Error, ErrorKind, NetworkId};
 
 fn unavailable(e: actix::MailboxError) -> Error {
@@ -39,10 +40,29 @@ pub struct Stats {
     pub stores: Vec<crate::stores::StoreStats>,
     /// The driver-event router: delivered, waiting and coalesced events, repairs.
     pub driver_events: weft_controller::events::EventStats,
+    /// The cluster watcher's counters; `None` while it waits for a busy driver router
+    /// longer than [`WATCHER_PATIENCE`].
+    pub watcher: Option<WatcherStats>,
+}
+
+/// How long `weft diag stats` waits for the cluster watcher, which answers between events.
+pub const WATCHER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The watcher's counters, unless it is busy.
+async fn watcher_stats(watcher: &Addr<ClusterWatcher>) -> Option<WatcherStats> {
+    let asked = watcher.send(crate::watcher::Observe);
+    tokio::time::timeout(WATCHER_PATIENCE, asked)
+        .await
+        .ok()?
+        .ok()
 }
 
 /// This node's statistics.
-pub async fn stats(netdb: &Addr<NetworkDb>, events: &Addr<DriverEvents>) -> Result<Stats, Error> {
+pub async fn stats(
+    netdb: &Addr<NetworkDb>,
+    events: &Addr<DriverEvents>,
+    watcher: &Addr<ClusterWatcher>,
+) -> Result<Stats, Error> {
     let driver_events = events
         .send(weft_controller::events::Stats)
         .await
@@ -52,17 +72,19 @@ pub async fn stats(netdb: &Addr<NetworkDb>, events: &Addr<DriverEvents>) -> Resu
         rpc: crate::join::rpc_stats(),
         stores: crate::stores::health().await,
         driver_events,
+        watcher: watcher_stats(watcher).await,
     })
 }
 
 /// Every member, with the record it published.
 pub async fn nodes(netdb: &Addr<NetworkDb>) -> Result<Vec<NodeInfo>, Error> {
     let state = gossip_state(netdb).await?;
-    let records: BTreeMap<String, NodeRecord> = walk(netdb, NODES_TABLE, cluster_network())
-        .await?
-        .into_iter()
-        .filter_map(|(_, owner, value)| Some((owner, serde_json::from_slice(&value).ok()?)))
-        .collect();
+    let records: BTreeMap<String, NodeRecord> =
+        walk(netdb, Table::Nodes.name(), NetworkId::cluster())
+            .await?
+            .into_iter()
+            .filter_map(|(key, owner, value)| Some((owner, NodeRecord::decode(&key, &value).ok()?)))
+            .collect();
     Ok(state
         .members
         .iter()
@@ -156,6 +178,7 @@ pub async fn metrics(
     netdb: &Addr<NetworkDb>,
     controller: &Addr<Controller>,
     events: &Addr<DriverEvents>,
+    watcher: &Addr<ClusterWatcher>,
 ) -> Result<String, Error> {
     let state = gossip_state(netdb).await?;
     let driver_events = events
@@ -299,6 +322,9 @@ pub async fn metrics(
         "Kernel entries drivers put back or removed because they changed behind the agent's back",
         repairs,
     );
+    if let Some(w) = watcher_stats(watcher).await {
+        register_watcher(&mut registry, &w);
+    }
     if let Some(rpc) = crate::join::rpc_stats() {
         register_rpc(&mut registry, &rpc);
     }
@@ -327,6 +353,32 @@ fn counters<'a>(
 }
 
 /// Whether each store can be written, and how many writes failed.
+fn register_watcher(registry: &mut Registry, w: &WatcherStats) {
+    let outcomes = Family::<Labels, Counter>::default();
+    for (outcome, n) in [
+        ("adopted", w.adopted),
+        ("forgotten", w.forgotten),
+        ("discovered", w.discovered),
+        ("notified", w.notified),
+        ("ignored", w.ignored),
+        ("refused", w.refused),
+    ] {
+        outcomes.get_or_create(&label("outcome", outcome)).inc_by(n);
+    }
+    registry.register(
+        "watcher_events",
+        "NetworkDB events the cluster watcher handled, by what they did",
+        outcomes,
+    );
+    let waited = Counter::<u64>::default();
+    waited.inc_by(w.waited_for_drivers);
+    registry.register(
+        "watcher_waits",
+        "Times the cluster watcher waited for room in the driver-event router (back-pressure)",
+        waited,
+    );
+}
+
 fn register_stores(registry: &mut Registry, stores: &[crate::stores::StoreStats]) {
     let failures = Family::<Labels, Counter>::default();
     let writable = Family::<Labels, Gauge>::default();

@@ -5,13 +5,12 @@
 //! - Allocation requests go to the local allocator on a manager, else over RPC to the
 //!   managers this node was told of when it joined, first answer wins.
 //! - Driver entries are published in NetworkDB under this node's name.
-//! - Events of the `networks` table become adoptions and removals of global networks;
-//!   events of the tables drivers declare go to the per-network driver actors; changes of
-//!   the `nodes` table become node discovery.
+//! - A node that missed definitions catches up with a manager's list ([`spawn_catch_up`]).
+//!
+//! What NetworkDB tells the node goes through [`crate::watcher::ClusterWatcher`].
 
-use crate::cluster::{NODES_TABLE, NodeRecord, cluster_network};
 use crate::join::ManagerAddr;
-use crate::manager::{Manager, NETWORKS_TABLE};
+use crate::manager::Manager;
 use actix::prelude::*;
 use async_trait::async_trait;
 use ipnet::IpNet;
@@ -21,12 +20,9 @@ use std::time::Duration;
 use tracing::{debug, warn};
 use weft_controller::events::{self, DriverEvents};
 use weft_controller::{AdoptNetwork, ClusterPlane, Controller, ForgetNetwork};
-use weft_drivers::{Driver, EventNotify, NodeDiscovery, TableEntry};
+use weft_drivers::{Driver, TableEntry};
 use weft_manager::{ManagerReply, ManagerRequest, ManagerResponse, NetworkMeta};
-use weft_netdb::{
-    CreateEntry, DeleteEntry, MemberStatus, NetDbError, NetworkDb, TableEvent, TableKey, TableName,
-    UpdateEntry, Watch,
-};
+use weft_netdb::{CreateEntry, DeleteEntry, NetDbError, NetworkDb, TableKey, UpdateEntry};
 use weft_rpc::RpcClient;
 use weft_types::api::SubnetRequest;
 use weft_types::{EndpointId, Error, ErrorKind, Name, NetworkId, NetworkRecord};
@@ -274,27 +270,20 @@ async fn catch_up(plane: &AgentPlane, controller: &Addr<Controller>) -> Result<(
             "the manager answered Networks with something else",
         ));
     };
-    for network in local
-        .iter()
-        .filter(|n| n.scope == weft_types::Scope::Global)
-    {
-        if !wanted.iter().any(|w| w.id == network.id) {
-            warn!(network = %network.name, "a manager no longer has this global network: removing it");
-            let forgotten = controller
-                .send(ForgetNetwork {
-                    network: network.id.clone(),
-                })
-                .await
-                .map_err(|e| Error::internal(format!("controller: {e}")))?;
-            if let Err(e) = forgotten {
-                warn!(network = %network.name, error = %e, "cannot remove a deleted global network");
-            }
+    let plan = crate::change::catch_up(&local, wanted);
+    for network in plan.forget {
+        warn!(network = %network.name, "a manager no longer has this global network: removing it");
+        let forgotten = controller
+            .send(ForgetNetwork {
+                network: network.id.clone(),
+            })
+            .await
+            .map_err(|e| Error::internal(format!("controller: {e}")))?;
+        if let Err(e) = forgotten {
+            warn!(network = %network.name, error = %e, "cannot remove a deleted global network");
         }
     }
-    for record in wanted {
-        if local.iter().any(|n| n.id == record.id) {
-            continue;
-        }
+    for record in plan.adopt {
         let name = record.name.clone();
         match controller.send(AdoptNetwork { record }).await {
             Ok(Ok(())) => {}
@@ -303,168 +292,4 @@ async fn catch_up(plane: &AgentPlane, controller: &Addr<Controller>) -> Result<(
         }
     }
     Ok(())
-}
-
-/// Turns NetworkDB events into controller messages and driver events.
-pub struct ClusterWatcher {
-    node_name: String,
-    netdb: Addr<NetworkDb>,
-    controller: Addr<Controller>,
-    events: Addr<DriverEvents>,
-}
-
-impl ClusterWatcher {
-    /// Starts the watcher and subscribes it to the cluster's tables and to `tables` (the
-    /// tables drivers declared), in every network.
-    pub async fn start(
-        node_name: String,
-        netdb: Addr<NetworkDb>,
-        controller: Addr<Controller>,
-        events: Addr<DriverEvents>,
-        tables: Vec<String>,
-    ) -> anyhow::Result<Addr<ClusterWatcher>> {
-        let watcher = ClusterWatcher {
-            node_name,
-            netdb: netdb.clone(),
-            controller,
-            events,
-        }
-        .start();
-        let mut watched = vec![
-            (NETWORKS_TABLE.to_owned(), Some(cluster_network())),
-            (NODES_TABLE.to_owned(), Some(cluster_network())),
-        ];
-        watched.extend(tables.into_iter().map(|t| (t, None)));
-        for (table, network) in watched {
-            let table = table
-                .parse::<TableName>()
-                .map_err(|e| anyhow::anyhow!("cannot watch table {table}: {e}"))?;
-            netdb
-                .send(Watch {
-                    table,
-                    network,
-                    recipient: watcher.clone().recipient(),
-                })
-                .await?;
-        }
-        Ok(watcher)
-    }
-
-    fn network_event(&self, event: TableEvent, ctx: &mut Context<Self>) {
-        match &event.value {
-            Some(value) => match serde_json::from_slice::<NetworkRecord>(value) {
-                Ok(record) if record.id.to_string() == event.key.key.as_str() => {
-                    let controller = self.controller.clone();
-                    ctx.spawn(
-                        async move {
-                            let name = record.name.clone();
-                            match controller.send(AdoptNetwork { record }).await {
-                                Ok(Ok(())) => {}
-                                Ok(Err(e)) => warn!(network = %name, error = %e, "cannot adopt global network"),
-                                Err(e) => warn!(network = %name, error = %e, "controller unreachable"),
-                            }
-                        }
-                        .into_actor(self),
-                    );
-                }
-                Ok(_) => {
-                    warn!(key = %event.key.key.as_str(), owner = %event.owner, "network definition under another id's key: ignored")
-                }
-                Err(e) => {
-                    warn!(key = %event.key.key.as_str(), owner = %event.owner, error = %e, "malformed network definition: ignored")
-                }
-            },
-            None => {
-                let Ok(id) = event.key.key.as_str().parse::<NetworkId>() else {
-                    return;
-                };
-                let netdb = self.netdb.clone();
-                let controller = self.controller.clone();
-                let owner = event.owner.clone();
-                ctx.spawn(
-                    async move {
-                        // A delete counts only when the manager made it: a dead or departed
-                        // manager's definitions vanish from NetworkDB, not from the cluster.
-                        let alive = match netdb.send(weft_netdb::Observe).await {
-                            Ok(state) => state.members.iter().any(|m| {
-                                m.node_id == *owner && m.status == MemberStatus::Alive
-                            }),
-                            Err(_) => false,
-                        };
-                        if !alive {
-                            debug!(network = %id.short(), %owner, "definition withdrawn by a manager that is not alive: kept");
-                            return;
-                        }
-                        match controller.send(ForgetNetwork { network: id.clone() }).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => warn!(network = %id.short(), error = %e, "cannot remove deleted global network"),
-                            Err(e) => warn!(network = %id.short(), error = %e, "controller unreachable"),
-                        }
-                    }
-                    .into_actor(self),
-                );
-            }
-        }
-    }
-
-    fn node_event(&self, event: TableEvent) {
-        let value = event.value.as_ref().or(event.prev.as_ref());
-        let Some(record) = value.and_then(|v| serde_json::from_slice::<NodeRecord>(v).ok()) else {
-            return;
-        };
-        let Some(address) = record.data_addr else {
-            return;
-        };
-        let joined = event.value.is_some();
-        if event.prev.is_some() && joined {
-            return;
-        }
-        self.events.do_send(events::Discover(NodeDiscovery {
-            node: record.name,
-            address,
-            joined,
-        }));
-    }
-}
-
-impl Actor for ClusterWatcher {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(65_536);
-    }
-}
-
-impl std::fmt::Debug for ClusterWatcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterWatcher")
-            .field("node", &self.node_name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Handler<TableEvent> for ClusterWatcher {
-    type Result = ();
-
-    fn handle(&mut self, event: TableEvent, ctx: &mut Context<Self>) {
-        let table = event.key.table.as_str().to_owned();
-        if table == NETWORKS_TABLE {
-            return self.network_event(event, ctx);
-        }
-        if table == NODES_TABLE {
-            return self.node_event(event);
-        }
-        // This node's own entries describe its own endpoints: the driver knows them.
-        if *event.owner == *self.node_name {
-            return;
-        }
-        self.events.do_send(events::Notify(EventNotify {
-            network: event.key.network.clone(),
-            table,
-            key: event.key.key.clone(),
-            owner: event.owner.to_string(),
-            prev: event.prev.map(|v| v.to_vec()),
-            value: event.value.map(|v| v.to_vec()),
-        }));
-    }
 }

@@ -10,8 +10,8 @@
 //! Every file is written before the identity, whose presence means "joined": a restart
 //! then needs neither the token nor `--join`.
 
+use crate::AgentError;
 use crate::config::ClusterSettings;
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -76,12 +76,18 @@ pub struct ManagerAddr {
 const MANAGERS_FILE: &str = "managers";
 
 /// The managers this node was told of when it joined (none on a manager itself).
-pub fn managers(data_dir: &Path) -> anyhow::Result<Vec<ManagerAddr>> {
+pub fn managers(data_dir: &Path) -> Result<Vec<ManagerAddr>, AgentError> {
     let path = data_dir.join(MANAGERS_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) => return Err(AgentError::file("cannot read", &path, e)),
+    };
+    let corrupt = |what, text: &str, reason: String| AgentError::Corrupt {
+        what,
+        text: text.to_owned(),
+        path: path.clone(),
+        reason,
     };
     text.lines()
         .filter(|l| !l.trim().is_empty())
@@ -89,16 +95,12 @@ pub fn managers(data_dir: &Path) -> anyhow::Result<Vec<ManagerAddr>> {
             let mut parts = line.split_whitespace();
             let (Some(node_id), Some(rpc), None) = (parts.next(), parts.next(), parts.next())
             else {
-                anyhow::bail!(
-                    "bad line {line:?} in {}: expected NODE-ID IP:PORT",
-                    path.display()
-                );
+                return Err(corrupt("line", line, "expected NODE-ID IP:PORT".to_owned()));
             };
-            NodeId::new(node_id)
-                .with_context(|| format!("bad manager id {node_id:?} in {}", path.display()))?;
-            let rpc = rpc
-                .parse()
-                .with_context(|| format!("bad manager address {rpc:?} in {}", path.display()))?;
+            NodeId::new(node_id).map_err(|e| corrupt("manager id", node_id, e.to_string()))?;
+            let rpc = rpc.parse().map_err(|e: std::net::AddrParseError| {
+                corrupt("manager address", rpc, e.to_string())
+            })?;
             Ok(ManagerAddr {
                 node_id: node_id.to_owned(),
                 rpc,
@@ -112,18 +114,19 @@ fn identity_dir(data_dir: &Path) -> PathBuf {
 }
 
 /// Creates a directory for key material, readable by its owner only.
-fn private_dir(dir: &Path) -> anyhow::Result<()> {
+fn private_dir(dir: &Path) -> Result<(), AgentError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))
+        .map_err(|e| AgentError::file("cannot create", dir, e))
 }
 
 /// This node's certificate and key.
-pub fn load_identity(data_dir: &Path) -> anyhow::Result<NodeIdentity> {
-    NodeIdentity::load(&identity_dir(data_dir)).context("cannot load this node's identity")
+pub fn load_identity(data_dir: &Path) -> Result<NodeIdentity, AgentError> {
+    NodeIdentity::load(&identity_dir(data_dir))
+        .map_err(AgentError::keys("cannot load this node's identity"))
 }
 
 /// True once the node has an identity (it made or joined a cluster with a token).
@@ -137,28 +140,32 @@ pub fn is_manager(data_dir: &Path) -> bool {
 }
 
 /// Makes a new cluster: CA, this node's identity, join tokens, gossip keyring.
-pub fn init(data_dir: &Path, node_name: &str) -> anyhow::Result<()> {
-    let node = NodeId::new(node_name)
-        .context("--node-name is not a valid node id (lower-case letters, digits, '-')")?;
-    let ca = ClusterCa::generate("weft").context("cannot create the cluster CA")?;
+pub fn init(data_dir: &Path, node_name: &str) -> Result<(), AgentError> {
+    let node = node_id(node_name)?;
+    let ca =
+        ClusterCa::generate("weft").map_err(AgentError::keys("cannot create the cluster CA"))?;
     private_dir(&data_dir.join(CA_DIR))?;
     private_dir(&identity_dir(data_dir))?;
     ca.to_files(&data_dir.join(CA_DIR))
-        .context("cannot store the cluster CA")?;
-    ClusterTokens::generate(ca.fingerprint())?.save(&data_dir.join(TOKENS_FILE))?;
+        .map_err(AgentError::keys("cannot store the cluster CA"))?;
+    ClusterTokens::generate(ca.fingerprint())
+        .map_err(AgentError::keys("cannot make the join tokens"))?
+        .save(&data_dir.join(TOKENS_FILE))
+        .map_err(AgentError::keys("cannot store the join tokens"))?;
     for file in [KEYRING_FILE, DATAPATH_KEYRING_FILE] {
         // A keyring already here (a node of the copied-keyring flow) is kept.
         let path = data_dir.join(file);
         if !path.exists() {
-            keyfile::create_full_keyring(&path)?;
+            keyfile::create_full_keyring(&path)
+                .map_err(AgentError::keys("cannot create a keyring"))?;
         }
     }
     let identity = ca
         .issue_identity(&node)
-        .context("cannot issue this node's certificate")?;
+        .map_err(AgentError::keys("cannot issue this node's certificate"))?;
     identity
         .save(&identity_dir(data_dir))
-        .context("cannot store this node's identity")?;
+        .map_err(AgentError::keys("cannot store this node's identity"))?;
     info!(fingerprint = %ca.fingerprint(), "initialised a new cluster: this node is a manager");
     Ok(())
 }
@@ -169,29 +176,33 @@ pub async fn join(
     node_name: &str,
     token: &JoinToken,
     seeds: &[SocketAddr],
-) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        !seeds.is_empty(),
-        "--token needs --join with a manager's address (IP:{})",
-        crate::config::DEFAULT_RPC_PORT
-    );
-    let node = NodeId::new(node_name)
-        .context("--node-name is not a valid node id (lower-case letters, digits, '-')")?;
-    let key = NodeKey::generate().context("cannot generate this node's key")?;
+) -> Result<(), AgentError> {
+    if seeds.is_empty() {
+        return Err(AgentError::Refused(format!(
+            "--token needs --join with a manager's address (IP:{})",
+            crate::config::DEFAULT_RPC_PORT
+        )));
+    }
+    let node = node_id(node_name)?;
+    let key = NodeKey::generate().map_err(AgentError::keys("cannot generate this node's key"))?;
     let request = JoinRequest {
         manager: token.role() == Role::Manager,
         secret: token.secret().to_vec(),
         node_id: node.as_str().to_owned(),
         csr_der: key
             .csr_der(&node)
-            .context("cannot make a certificate request")?,
+            .map_err(AgentError::keys("cannot make a certificate request"))?,
     };
-    let request = weft_rpc::encode(&request)?;
-    let client = JoinClient::new(token.fingerprint())?;
+    let request =
+        weft_rpc::encode(&request).map_err(AgentError::rpc("cannot encode the join request"))?;
+    let client = JoinClient::new(token.fingerprint())
+        .map_err(AgentError::rpc("cannot set up the join client"))?;
     let mut last = None;
     for seed in seeds {
         match client.call(*seed, &request, JOIN_TIMEOUT).await {
-            Ok(answer) => match weft_rpc::decode::<JoinResponse>(&answer)? {
+            Ok(answer) => match weft_rpc::decode::<JoinResponse>(&answer).map_err(
+                AgentError::rpc(format!("{seed} answered the join with garbage")),
+            )? {
                 JoinResponse::Accepted {
                     cert_pem,
                     ca_pem,
@@ -202,49 +213,62 @@ pub async fn join(
                 } => {
                     let identity = key
                         .into_identity(&cert_pem, &ca_pem)
-                        .context("the manager sent an unusable certificate")?;
+                        .map_err(AgentError::keys("the manager sent an unusable certificate"))?;
                     let datapath = to_ring(&datapath_keys)?;
-                    keyfile::write_keyring(&data_dir.join(DATAPATH_KEYRING_FILE), &datapath)?;
+                    keyfile::write_keyring(&data_dir.join(DATAPATH_KEYRING_FILE), &datapath)
+                        .map_err(AgentError::keys("cannot store the data-path keyring"))?;
                     let text: String = managers
                         .iter()
                         .map(|m| format!("{} {}\n", m.node_id, m.rpc))
                         .collect();
-                    std::fs::write(data_dir.join(MANAGERS_FILE), text)
-                        .context("cannot store the managers' addresses")?;
+                    let path = data_dir.join(MANAGERS_FILE);
+                    std::fs::write(&path, text).map_err(|e| {
+                        AgentError::file("cannot store the managers' addresses in", &path, e)
+                    })?;
                     store_joined(data_dir, &identity, &keys, &gossip_seeds)?;
                     info!(via = %seed, "joined the cluster");
                     return Ok(());
                 }
                 JoinResponse::Refused(reason) => {
-                    anyhow::bail!("{seed} refused to admit this node: {reason}")
+                    return Err(AgentError::Join(format!(
+                        "{seed} refused to admit this node: {reason}"
+                    )));
                 }
             },
             Err(RpcError::Refused { .. }) => {
-                last = Some(anyhow::anyhow!(
+                last = Some(AgentError::Join(format!(
                     "{seed} does not hold the cluster CA named in the token: wrong token or wrong address"
-                ));
+                )));
             }
-            Err(e) => last = Some(anyhow::anyhow!("cannot join through {seed}: {e}")),
+            Err(e) => last = Some(AgentError::rpc(format!("cannot join through {seed}"))(e)),
         }
     }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("no seed to join through")))
+    Err(last.unwrap_or_else(|| AgentError::Join("no seed to join through".to_owned())))
+}
+
+fn node_id(node_name: &str) -> Result<NodeId, AgentError> {
+    NodeId::new(node_name).map_err(AgentError::keys(
+        "--node-name is not a valid node id (lower-case letters, digits, '-')",
+    ))
 }
 
 /// A keyring from the keys a manager sent, primary first.
-fn to_ring(keys: &[WireKey]) -> anyhow::Result<Keyring> {
+fn to_ring(keys: &[WireKey]) -> Result<Keyring, AgentError> {
     let mut ring: Option<Keyring> = None;
     for (id, material, created) in keys {
         let bytes: [u8; weft_keys::KEY_LEN] = material
             .as_slice()
             .try_into()
-            .map_err(|_| anyhow::anyhow!("the manager sent a malformed key"))?;
+            .map_err(|_| AgentError::Join("the manager sent a malformed key".to_owned()))?;
         let key = SymmetricKey::new(KeyId(*id), bytes).with_created(*created);
         match ring.as_mut() {
             None => ring = Some(Keyring::new(key)),
-            Some(r) => r.add(key)?,
+            Some(r) => r
+                .add(key)
+                .map_err(AgentError::keys("the manager sent an unusable keyring"))?,
         }
     }
-    ring.context("the manager sent an empty keyring")
+    ring.ok_or_else(|| AgentError::Join("the manager sent an empty keyring".to_owned()))
 }
 
 /// The keyring and seeds first, the identity last.
@@ -253,15 +277,18 @@ fn store_joined(
     identity: &NodeIdentity,
     keys: &[WireKey],
     seeds: &[SocketAddr],
-) -> anyhow::Result<()> {
+) -> Result<(), AgentError> {
     let ring = to_ring(keys)?;
-    keyfile::write_keyring(&data_dir.join(KEYRING_FILE), &ring)?;
+    keyfile::write_keyring(&data_dir.join(KEYRING_FILE), &ring)
+        .map_err(AgentError::keys("cannot store the gossip keyring"))?;
     let text: String = seeds.iter().map(|s| format!("{s}\n")).collect();
-    std::fs::write(data_dir.join(SEEDS_FILE), text).context("cannot store the gossip seeds")?;
+    let path = data_dir.join(SEEDS_FILE);
+    std::fs::write(&path, text)
+        .map_err(|e| AgentError::file("cannot store the gossip seeds in", &path, e))?;
     private_dir(&identity_dir(data_dir))?;
     identity
         .save(&identity_dir(data_dir))
-        .context("cannot store this node's identity")?;
+        .map_err(AgentError::keys("cannot store this node's identity"))?;
     Ok(())
 }
 
@@ -272,12 +299,15 @@ pub fn serve(
     node_name: &str,
     settings: &ClusterSettings,
     service: RpcHandler,
-) -> anyhow::Result<RpcServer> {
+) -> Result<RpcServer, AgentError> {
     let identity = load_identity(data_dir)?;
-    let material = TlsMaterial::from_identity(&identity)?;
+    let material = TlsMaterial::from_identity(&identity)
+        .map_err(AgentError::rpc("cannot use this node's identity for RPC"))?;
     let admission = Arc::new(Admission {
-        ca: ClusterCa::from_files(&data_dir.join(CA_DIR)).context("cannot load the cluster CA")?,
-        tokens: ClusterTokens::load(&data_dir.join(TOKENS_FILE))?,
+        ca: ClusterCa::from_files(&data_dir.join(CA_DIR))
+            .map_err(AgentError::keys("cannot load the cluster CA"))?,
+        tokens: ClusterTokens::load(&data_dir.join(TOKENS_FILE))
+            .map_err(AgentError::keys("cannot load the join tokens"))?,
         keyring_file: data_dir.join(KEYRING_FILE),
         gossip: settings.advertise,
         manager: ManagerAddr {
@@ -298,7 +328,7 @@ pub fn serve(
         service,
         Some(join),
     )
-    .with_context(|| format!("cannot serve RPC on {addr}"))?;
+    .map_err(AgentError::rpc(format!("cannot serve RPC on {addr}")))?;
     // An agent serves one RPC port for its whole life; a second set would be a bug, and
     // the first port's counters stay the ones reported.
     if SERVED.set(server.stats()).is_err() {
@@ -552,4 +582,69 @@ pub fn token(data_dir: &Path, role: Role) -> Result<String, weft_types::Error> {
     ClusterTokens::load(&data_dir.join(TOKENS_FILE))
         .map(|t| t.for_role(role).to_string())
         .map_err(|e| weft_types::Error::internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_cluster_makes_a_manager_with_tokens_and_keyrings() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!has_identity(dir.path()) && !is_manager(dir.path()));
+        assert!(token(dir.path(), Role::Worker).is_err());
+        init(dir.path(), "host-1").unwrap();
+        assert!(has_identity(dir.path()) && is_manager(dir.path()));
+        load_identity(dir.path()).unwrap();
+        let worker = token(dir.path(), Role::Worker).unwrap();
+        assert_ne!(worker, token(dir.path(), Role::Manager).unwrap());
+        let keys = key_list(dir.path()).unwrap();
+        let subsystems: Vec<_> = keys.iter().map(|k| k.subsystem.as_str()).collect();
+        assert!(subsystems.contains(&"gossip") && subsystems.contains(&"datapath"));
+        assert!(keys.iter().any(|k| k.primary));
+        // A manager knows no other manager: it is its own allocator.
+        assert!(managers(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_invalid_node_name_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = init(dir.path(), "Not A Name").unwrap_err().to_string();
+        assert!(e.contains("--node-name"), "{e}");
+        assert!(!has_identity(dir.path()));
+    }
+
+    #[test]
+    fn the_managers_file_is_read_back_and_damage_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MANAGERS_FILE);
+        std::fs::write(&path, "mgr-1 198.18.0.1:7947\n\nmgr-2 198.18.0.2:7947\n").unwrap();
+        let found = managers(dir.path()).unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[1].rpc, "198.18.0.2:7947".parse().unwrap());
+        for (text, named) in [
+            ("mgr-1\n", "expected NODE-ID IP:PORT"),
+            ("mgr-1 198.18.0.1:7947 extra\n", "expected NODE-ID IP:PORT"),
+            ("mgr-1 nowhere\n", "bad manager address"),
+            ("MGR! 198.18.0.1:7947\n", "bad manager id"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = managers(dir.path()).unwrap_err().to_string();
+            assert!(e.contains(named), "{text:?}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_without_a_seed_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = tempfile::tempdir().unwrap();
+        init(manager.path(), "mgr").unwrap();
+        let token: JoinToken = token(manager.path(), Role::Worker)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let e = join(dir.path(), "host-2", &token, &[]).await.unwrap_err();
+        assert!(e.to_string().contains("--join"), "{e}");
+        assert!(!has_identity(dir.path()));
+    }
 }

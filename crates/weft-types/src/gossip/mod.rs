@@ -1,0 +1,113 @@
+//! The gossip schema: every NetworkDB table weft writes, where its entries live (the
+//! reserved cluster network, or each network), and the codec of its values. Writers and
+//! readers in every crate name tables and decode values through this module only, so a new
+//! table is a variant of [`Table`] and a codec here, not an edit in each crate.
+
+mod network;
+mod node;
+mod peer;
+
+pub use network::{decode_network, encode_network};
+pub use node::NodeRecord;
+pub use peer::{PEER_SCHEMA, PeerError, PeerRecord};
+
+use crate::NetworkId;
+
+/// Where a table's entries are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableScope {
+    /// In the reserved cluster network ([`NetworkId::cluster`]): every node holds them.
+    Cluster,
+    /// Per network: the entries of network N describe N.
+    Network,
+}
+
+/// A table of weft's gossip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// Node name -> [`NodeRecord`]: who is in the cluster, its role and data-path address.
+    Nodes,
+    /// Network id -> its definition (JSON [`crate::NetworkRecord`]), written by managers.
+    Networks,
+    /// Endpoint id -> [`PeerRecord`]: where an overlay endpoint lives, written by its host.
+    OverlayPeers,
+}
+
+impl Table {
+    /// Every table.
+    pub const ALL: [Table; 3] = [Table::Nodes, Table::Networks, Table::OverlayPeers];
+
+    /// The table's name on the wire (libnetwork's for the overlay's peers).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Table::Nodes => "nodes",
+            Table::Networks => "networks",
+            Table::OverlayPeers => "overlay_peer_table",
+        }
+    }
+
+    /// Where the table's entries are kept.
+    pub const fn scope(self) -> TableScope {
+        match self {
+            Table::Nodes | Table::Networks => TableScope::Cluster,
+            Table::OverlayPeers => TableScope::Network,
+        }
+    }
+
+    /// The network to watch the table in: the cluster network for cluster tables, every
+    /// network (`None`) for per-network ones.
+    pub fn watched_network(self) -> Option<NetworkId> {
+        match self.scope() {
+            TableScope::Cluster => Some(NetworkId::cluster()),
+            TableScope::Network => None,
+        }
+    }
+
+    /// The table named `name`, if weft has one.
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a table value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    /// The bytes are not a value of the table.
+    #[error("malformed {table} value: {reason}")]
+    Malformed { table: Table, reason: String },
+    /// A well-formed value stored under a key that is not its own.
+    #[error("{table} value for {found} stored under key {key}")]
+    WrongKey {
+        table: Table,
+        key: String,
+        found: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_round_trip() {
+        for table in Table::ALL {
+            assert_eq!(Table::from_name(table.name()), Some(table));
+        }
+        let mut names: Vec<_> = Table::ALL.iter().map(|t| t.name()).collect();
+        names.dedup();
+        assert_eq!(names.len(), Table::ALL.len());
+        assert_eq!(Table::from_name("endpoint"), None);
+    }
+
+    #[test]
+    fn cluster_tables_are_watched_in_the_cluster_network() {
+        assert_eq!(Table::Nodes.watched_network(), Some(NetworkId::cluster()));
+        assert_eq!(Table::OverlayPeers.watched_network(), None);
+    }
+}
