@@ -389,3 +389,90 @@ fn a_crash_between_the_managers_answer_and_the_save_leaks_no_address() {
     agent.ok(&network);
     agent.stop().unwrap();
 }
+
+/// A worker dies between the manager's answer and its own save and never comes back (its
+/// disk is lost): the address its lost intent would have released stays allocated, and the
+/// manager refuses `network rm`. `weft network rm --force` on the manager is the way out:
+/// it releases what no live node holds, and refuses while an endpoint joined on a live
+/// node still uses the network.
+#[test]
+fn a_forced_delete_on_a_manager_releases_what_a_lost_node_left() {
+    use cluster_tests::{Cluster, ClusterOptions, wait_until};
+    use std::time::Duration;
+    let options =
+        ClusterOptions::default().args(["--gossip-interval", "100ms", "--suspicion-window", "3s"]);
+    let mut cluster = Cluster::start(3, options).unwrap();
+    cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
+    cluster.host(1).ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "198.19.97.0/24",
+        "ov",
+    ]);
+    for i in [2, 3] {
+        wait_until(&format!("host {i} adopts"), Duration::from_secs(10), || {
+            cluster
+                .host(i)
+                .cli(&["network", "inspect", "ov"])
+                .success()
+                .then_some(())
+        })
+        .unwrap();
+    }
+    // Host 3 holds a joined endpoint: it publishes its peer entry.
+    cluster.host(3).ok(&["sandbox", "create", "s3"]);
+    cluster.host(3).ok(&["endpoint", "create", "ov", "e3"]);
+    cluster.host(3).ok(&["endpoint", "join", "ov", "e3", "s3"]);
+    // Host 2 dies at the crash point, holding an address only its lost record knew of.
+    let worker = cluster.host_mut(2);
+    worker.stop().unwrap();
+    worker
+        .spawn(&[(crash::CRASH_AT_ENV, crash::ENDPOINT_CREATE_ALLOCATED)])
+        .unwrap();
+    worker.wait_ready().unwrap();
+    assert!(!worker.cli(&["endpoint", "create", "ov", "e2"]).success());
+    let status = worker.wait_exit(Duration::from_secs(10)).unwrap();
+    assert!(aborted(&status), "{status}: {}", worker.log());
+    let manager = cluster.host(1);
+    let refused = manager.cli(&["network", "rm", "ov"]);
+    assert!(!refused.success());
+    assert!(
+        refused.stderr.contains("--force on a manager"),
+        "{}",
+        refused.stderr
+    );
+    let live = manager.cli(&["network", "rm", "--force", "ov"]);
+    assert!(!live.success());
+    assert!(
+        live.stderr.contains("1 endpoint(s) joined on live nodes"),
+        "{}",
+        live.stderr
+    );
+    // A worker's --force removes its own endpoints, not another node's allocations: only
+    // a manager sees which endpoints live nodes hold.
+    let worker = cluster.host(3).cli(&["network", "rm", "--force", "ov"]);
+    assert!(!worker.success());
+    assert!(
+        worker.stderr.contains("in the cluster"),
+        "{}",
+        worker.stderr
+    );
+    manager.ok(&["network", "rm", "--force", "ov"]);
+    wait_until("host 3 forgets ov", Duration::from_secs(10), || {
+        (!cluster.host(3).cli(&["network", "inspect", "ov"]).success()).then_some(())
+    })
+    .unwrap();
+    // Every address of it is free again at the manager: the same subnet can be had.
+    manager.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "198.19.97.0/24",
+        "ov2",
+    ]);
+}

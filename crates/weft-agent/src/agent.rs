@@ -79,20 +79,10 @@ pub async fn run(
         node_name: config.node_name.clone(),
     };
     if let Some(addr) = config.cluster.diagnostic {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| AgentError::Refused(format!("cannot serve diagnostics on {addr}: {e}")))?;
-        let app = server::diagnostic_router(&actors);
-        let forever = std::future::pending();
-        tokio::spawn(crate::serve::serve(listener, app, "diagnostics", forever));
+        serve_tcp(addr, server::diagnostic_router(&actors), "diagnostics").await?;
     }
     if let Some(addr) = config.cluster.metrics {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| AgentError::Refused(format!("cannot serve metrics on {addr}: {e}")))?;
-        let app = server::metrics_router(&actors);
-        let forever = std::future::pending();
-        tokio::spawn(crate::serve::serve(listener, app, "metrics", forever));
+        serve_tcp(addr, server::metrics_router(&actors), "metrics").await?;
     }
     let listener = bind(&config.api_socket).await?;
     info!(
@@ -114,6 +104,24 @@ pub async fn run(
         tracing::warn!("leaving the cluster took longer than 5 s");
     }
     info!("weft agent stopped");
+    Ok(())
+}
+
+/// Serves `app` on TCP `addr` for the agent's life.
+async fn serve_tcp(
+    addr: std::net::SocketAddr,
+    app: axum::Router,
+    what: &'static str,
+) -> Result<(), AgentError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| AgentError::Refused(format!("cannot serve {what} on {addr}: {e}")))?;
+    tokio::spawn(crate::serve::serve(
+        listener,
+        app,
+        what,
+        std::future::pending(),
+    ));
     Ok(())
 }
 
@@ -180,7 +188,7 @@ async fn allocator(
     let client = weft_rpc::RpcClient::new(&identity)
         .map_err(AgentError::rpc("cannot set up RPC to the managers"))?;
     let managers = join::managers(data_dir)?;
-    Ok((Allocator::Remote { client, managers }, None))
+    Ok((Allocator::remote(client, managers), None))
 }
 
 /// Moves a store kept directly in the data directory (the first layout) into `store/`:

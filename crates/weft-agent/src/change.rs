@@ -145,6 +145,83 @@ fn driver_change(event: &TableEvent, local_node: &str) -> Change {
     })
 }
 
+/// A node's entries in a network's driver tables appeared or all went: what an operator
+/// wants to read in the log ("network N lost its peers on node X").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// The node has entries in the network again (`again`: it had some before).
+    Appeared {
+        network: NetworkId,
+        node: String,
+        again: bool,
+    },
+    /// The node's last entry in the network went.
+    Gone { network: NetworkId, node: String },
+}
+
+/// How many driver-table entries each other node has per network, to turn single entry
+/// events into [`Presence`] changes. Bounded by networks x nodes.
+#[derive(Debug, Default)]
+pub struct PeerCounts {
+    counts: std::collections::BTreeMap<(NetworkId, String), usize>,
+    /// (network, node) pairs seen with entries once, so a return reads as a restore.
+    seen: BTreeSet<(NetworkId, String)>,
+}
+
+impl PeerCounts {
+    /// Counts `notify`; the presence change it makes, if any.
+    pub fn apply(&mut self, notify: &EventNotify) -> Option<Presence> {
+        let slot = (notify.network.clone(), notify.owner.clone());
+        match (&notify.prev, &notify.value) {
+            (None, Some(_)) => {
+                let count = self.counts.entry(slot.clone()).or_default();
+                *count += 1;
+                if *count > 1 {
+                    return None;
+                }
+                let again = !self.seen.insert(slot.clone());
+                Some(Presence::Appeared {
+                    network: slot.0,
+                    node: slot.1,
+                    again,
+                })
+            }
+            (Some(_), None) => {
+                let count = self.counts.get_mut(&slot)?;
+                *count = count.saturating_sub(1);
+                if *count > 0 {
+                    return None;
+                }
+                self.counts.remove(&slot);
+                Some(Presence::Gone {
+                    network: slot.0,
+                    node: slot.1,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Forgets a network that is gone from this node.
+    pub fn forget_network(&mut self, network: &NetworkId) {
+        self.counts.retain(|(n, _), _| n != network);
+        self.seen.retain(|(n, _)| n != network);
+    }
+}
+
+/// What an operator's log line says about a node whose entries all went, from its status.
+pub fn gone_reason(status: Option<weft_netdb::MemberStatus>) -> &'static str {
+    use weft_netdb::MemberStatus;
+    match status {
+        Some(MemberStatus::Alive) => "its endpoints on the network left",
+        Some(MemberStatus::Suspect) | Some(MemberStatus::Dead) => {
+            "the node is dead: silent past the suspicion window"
+        }
+        Some(MemberStatus::Left) => "the node left the cluster",
+        None => "the node is no longer a member",
+    }
+}
+
 /// What a node does to match a manager's list of global networks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CatchUp {
@@ -414,5 +491,61 @@ mod tests {
         let same = catch_up(&local[..1], vec![kept.clone()]);
         assert_eq!(same, CatchUp::default());
         assert_eq!(catch_up(&local[..1], Vec::new()).forget[0].id, kept.id);
+    }
+
+    #[test]
+    fn peers_of_a_node_appear_once_go_with_the_last_entry_and_come_back_as_restored() {
+        let net = NetworkId::random();
+        let notify = |key: &str, owner: &str, prev: bool, value: bool| EventNotify {
+            network: net.clone(),
+            table: "overlay_peer_table".into(),
+            key: key.into(),
+            owner: owner.into(),
+            prev: prev.then(|| b"p".to_vec()),
+            value: value.then(|| b"v".to_vec()),
+        };
+        let mut counts = PeerCounts::default();
+        let appeared = |again| Presence::Appeared {
+            network: net.clone(),
+            node: "host-2".into(),
+            again,
+        };
+        assert_eq!(
+            counts.apply(&notify("a", "host-2", false, true)),
+            Some(appeared(false))
+        );
+        assert_eq!(counts.apply(&notify("b", "host-2", false, true)), None);
+        // Updates and other nodes' entries do not change host-2's presence.
+        assert_eq!(counts.apply(&notify("a", "host-2", true, true)), None);
+        assert!(counts.apply(&notify("c", "host-3", false, true)).is_some());
+        assert_eq!(counts.apply(&notify("a", "host-2", true, false)), None);
+        let gone = Presence::Gone {
+            network: net.clone(),
+            node: "host-2".into(),
+        };
+        assert_eq!(
+            counts.apply(&notify("b", "host-2", true, false)),
+            Some(gone)
+        );
+        // A delete of an entry never counted changes nothing.
+        assert_eq!(counts.apply(&notify("z", "host-2", true, false)), None);
+        assert_eq!(
+            counts.apply(&notify("a", "host-2", false, true)),
+            Some(appeared(true))
+        );
+        counts.forget_network(&net);
+        assert_eq!(
+            counts.apply(&notify("a", "host-2", false, true)),
+            Some(appeared(false))
+        );
+    }
+
+    #[test]
+    fn the_reason_a_node_s_peers_went_follows_its_status() {
+        use weft_netdb::MemberStatus;
+        assert!(gone_reason(Some(MemberStatus::Alive)).contains("endpoints"));
+        assert!(gone_reason(Some(MemberStatus::Dead)).contains("dead"));
+        assert!(gone_reason(Some(MemberStatus::Left)).contains("left"));
+        assert!(gone_reason(None).contains("no longer"));
     }
 }

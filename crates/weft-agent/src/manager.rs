@@ -7,6 +7,7 @@
 
 use crate::AgentError;
 use actix::Addr;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,9 @@ use weft_manager::{
     AllocatorConfig, ManagerReply, ManagerRequest, ManagerResponse, ManagerService, ManagerStore,
     VniRange,
 };
-use weft_netdb::{CreateEntry, DeleteEntry, NetworkDb, TableKey, UpdateEntry};
+use weft_netdb::{
+    CreateEntry, DeleteEntry, MemberStatus, NetworkDb, Observe, TableKey, UpdateEntry, WalkTable,
+};
 use weft_rpc::{RpcHandler, rpc_handler};
 use weft_types::gossip::{Table, encode_network};
 use weft_types::{Error, NetworkId, NetworkRecord};
@@ -89,6 +92,48 @@ impl Manager {
         reply
     }
 
+    /// `weft network rm --force` on this manager: the addresses of endpoints that no live
+    /// node holds are released, then the network is deleted. An endpoint counts as held
+    /// while its overlay peer entry is published by a node NetworkDB sees alive (every
+    /// joined endpoint publishes one); one a node crashed before saving never was.
+    pub async fn force_delete(&self, id: &NetworkId) -> ManagerReply {
+        let live = self.live_endpoints(id).await?;
+        warn!(network = %id.short(), live = live.len(), "forced delete: releasing the addresses of endpoints no live node holds");
+        self.handle(ManagerRequest::ForceDeleteNetwork {
+            id: id.clone(),
+            live,
+        })
+        .await
+    }
+
+    async fn live_endpoints(&self, id: &NetworkId) -> Result<BTreeSet<String>, Error> {
+        let unavailable = |e: actix::MailboxError| Error::internal(format!("networkdb: {e}"));
+        let state = self.netdb.send(Observe).await.map_err(unavailable)?;
+        let alive: BTreeSet<&str> = state
+            .members
+            .iter()
+            .filter(|m| m.status == MemberStatus::Alive)
+            .map(|m| m.node_id.as_str())
+            .collect();
+        let table = Table::OverlayPeers
+            .name()
+            .parse()
+            .map_err(|e| Error::internal(format!("{e}")))?;
+        let entries = self
+            .netdb
+            .send(WalkTable {
+                table,
+                network: id.clone(),
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(entries
+            .into_iter()
+            .filter(|(_, entry)| alive.contains(&*entry.owner))
+            .map(|(key, _)| key.key)
+            .collect())
+    }
+
     /// The RPC service: bincode [`ManagerRequest`] in, [`ManagerReply`] out.
     pub fn rpc_handler(self: &Arc<Self>) -> RpcHandler {
         let manager = self.clone();
@@ -96,6 +141,10 @@ impl Manager {
             let manager = manager.clone();
             async move {
                 let reply = match weft_rpc::decode::<ManagerRequest>(&bytes) {
+                    // Its list of live endpoints is the manager's own view, never a caller's.
+                    Ok(ManagerRequest::ForceDeleteNetwork { .. }) => Err(Error::forbidden(
+                        "a forced delete of a global network runs on a manager: weft network rm --force there".to_owned(),
+                    )),
                     Ok(request) => manager.handle(request).await,
                     Err(e) => {
                         warn!(peer = %peer.node_id, error = %e, "malformed manager request");

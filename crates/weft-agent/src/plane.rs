@@ -16,8 +16,9 @@ use async_trait::async_trait;
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use weft_controller::events::{self, DriverEvents};
 use weft_controller::{AdoptNetwork, ClusterPlane, Controller, ForgetNetwork};
 use weft_drivers::{Driver, TableEntry};
@@ -42,10 +43,22 @@ pub enum Allocator {
     Remote {
         client: RpcClient,
         managers: Vec<ManagerAddr>,
+        /// Whether the last request reached one: an operator reads one line when the
+        /// managers become unreachable and one when they answer again, not one per call.
+        reachable: AtomicBool,
     },
 }
 
 impl Allocator {
+    /// Requests go to `managers` over `client`.
+    pub fn remote(client: RpcClient, managers: Vec<ManagerAddr>) -> Allocator {
+        Allocator::Remote {
+            client,
+            managers,
+            reachable: AtomicBool::new(true),
+        }
+    }
+
     async fn ask(&self, request: ManagerRequest) -> ManagerReply {
         match self {
             Allocator::Local(manager) => manager.handle(request).await,
@@ -53,7 +66,11 @@ impl Allocator {
                 ErrorKind::Unavailable,
                 "this node joined without a token and has no certificate: global networks need nodes that joined with weft agent --join ADDR --token T",
             )),
-            Allocator::Remote { client, managers } => {
+            Allocator::Remote {
+                client,
+                managers,
+                reachable,
+            } => {
                 if managers.is_empty() {
                     return Err(Error::new(
                         ErrorKind::Unavailable,
@@ -71,15 +88,24 @@ impl Allocator {
                         )
                         .await
                     {
-                        Ok(reply) => return reply,
+                        Ok(reply) => {
+                            if !reachable.swap(true, Ordering::Relaxed) {
+                                info!(manager = %manager.node_id, rpc = %manager.rpc, "a manager answers again");
+                            }
+                            return reply;
+                        }
                         Err(e) => {
                             failures.push(format!("{} at {}: {e}", manager.node_id, manager.rpc))
                         }
                     }
                 }
+                let reason = failures.join("; ");
+                if reachable.swap(false, Ordering::Relaxed) {
+                    info!(%reason, "no manager reachable: global networks cannot be created or changed from this node until one answers");
+                }
                 Err(Error::new(
                     ErrorKind::Unavailable,
-                    format!("no manager reachable ({})", failures.join("; ")),
+                    format!("no manager reachable ({reason})"),
                 ))
             }
         }
@@ -96,6 +122,17 @@ pub struct AgentPlane {
 
 fn unexpected(reply: &ManagerResponse) -> Error {
     Error::internal(format!("the manager answered with an unexpected {reply:?}"))
+}
+
+/// A network delete's answer; a network already gone at the manager (a retry after a
+/// lost answer) counts as deleted.
+fn deleted(reply: ManagerReply) -> Result<(), Error> {
+    match reply {
+        Ok(ManagerResponse::Deleted(_)) => Ok(()),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        Ok(other) => Err(unexpected(&other)),
+        Err(e) => Err(e),
+    }
 }
 
 fn netdb_error(e: impl std::fmt::Display) -> Error {
@@ -139,13 +176,15 @@ impl ClusterPlane for AgentPlane {
         let request = ManagerRequest::DeleteNetwork {
             id: network.clone(),
         };
-        match self.allocator.ask(request).await {
-            Ok(ManagerResponse::Deleted(_)) => Ok(()),
-            // Already gone at the manager (a retry after a lost answer).
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-            Ok(other) => Err(unexpected(&other)),
-            Err(e) => Err(e),
-        }
+        deleted(self.allocator.ask(request).await)
+    }
+
+    async fn force_delete_network(&self, network: &NetworkId) -> Result<(), Error> {
+        let Allocator::Local(manager) = &self.allocator else {
+            // Only a manager sees which endpoints live nodes hold.
+            return self.delete_network(network).await;
+        };
+        deleted(manager.force_delete(network).await)
     }
 
     async fn allocate_address(

@@ -8,11 +8,11 @@
 //! fills, and NetworkDB folds what it holds for it per key (see weft-netdb's outbox), so a
 //! slow driver costs memory bounded by the number of keys, never by the rate of changes.
 
-use crate::change::{self, Change, Members};
+use crate::change::{self, Change, Members, PeerCounts, Presence};
 use actix::dev::SendError;
 use actix::prelude::*;
 use serde::Serialize;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use weft_controller::events::{self, DriverEvents};
 use weft_controller::{AdoptNetwork, Controller, ForgetNetwork};
 use weft_netdb::{MemberStatus, NetworkDb, TableEvent, TableName, Watch};
@@ -54,6 +54,7 @@ pub struct ClusterWatcher {
     controller: Addr<Controller>,
     events: Addr<DriverEvents>,
     stats: WatcherStats,
+    peers: PeerCounts,
 }
 
 impl ClusterWatcher {
@@ -72,6 +73,7 @@ impl ClusterWatcher {
             controller,
             events,
             stats: WatcherStats::default(),
+            peers: PeerCounts::default(),
         }
         .start();
         let mut watched: Vec<_> = [Table::Networks, Table::Nodes]
@@ -119,6 +121,7 @@ impl ClusterWatcher {
             }
             Change::Forget(network) => {
                 self.stats.forgotten += 1;
+                self.peers.forget_network(&network);
                 let controller = self.controller.clone();
                 ctx.wait(
                     async move {
@@ -138,6 +141,9 @@ impl ClusterWatcher {
             }
             Change::Notify(notify) => {
                 self.stats.notified += 1;
+                if let Some(presence) = self.peers.apply(&notify) {
+                    self.log_presence(presence, ctx);
+                }
                 self.hand_to_drivers(events::Notify(notify), ctx);
             }
             Change::Ignore(why) if why.is_suspicious() => {
@@ -147,6 +153,39 @@ impl ClusterWatcher {
             Change::Ignore(why) => {
                 self.stats.ignored += 1;
                 debug!(table = %event.key.table.as_str(), key = %event.key.key.as_str(), owner = %event.owner, reason = ?why, "table event changes nothing here");
+            }
+        }
+    }
+
+    /// One info line when a node's entries in a network appear or all go, with the reason.
+    fn log_presence(&self, presence: Presence, ctx: &mut Context<Self>) {
+        match presence {
+            Presence::Appeared {
+                network,
+                node,
+                again,
+            } => {
+                let what = if again { "restored" } else { "added" };
+                info!(network = %network.short(), %node, "network peers on a node {what}");
+            }
+            Presence::Gone { network, node } => {
+                let netdb = self.netdb.clone();
+                // Spawned, not waited for: a log line must not hold up the events.
+                ctx.spawn(
+                    async move {
+                        let status = match netdb.send(weft_netdb::Observe).await {
+                            Ok(state) => state
+                                .members
+                                .iter()
+                                .find(|m| m.node_id == node)
+                                .map(|m| m.status),
+                            Err(_) => None,
+                        };
+                        let reason = change::gone_reason(status);
+                        info!(network = %network.short(), %node, reason, "network peers on a node removed");
+                    }
+                    .into_actor(self),
+                );
             }
         }
     }

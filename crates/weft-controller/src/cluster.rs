@@ -29,6 +29,13 @@ pub trait ClusterPlane: Send + Sync + fmt::Debug {
     /// Asks a manager to delete a global network (refused while endpoints hold addresses).
     async fn delete_network(&self, network: &NetworkId) -> Result<(), Error>;
 
+    /// `weft network rm --force`: on a manager, also releases the addresses of endpoints
+    /// no live node holds (allocations a crashed or lost node left behind), then deletes.
+    /// Elsewhere the same as [`ClusterPlane::delete_network`].
+    async fn force_delete_network(&self, network: &NetworkId) -> Result<(), Error> {
+        self.delete_network(network).await
+    }
+
     /// Asks a manager for an endpoint's addresses; the same endpoint gets the same ones.
     async fn allocate_address(
         &self,

@@ -6,15 +6,15 @@
 //! network), which hands it to the driver. Each network's events are applied in order,
 //! one at a time, and one network's slow driver call never delays another's. Events for a
 //! network that does not exist here yet are kept, coalesced per key, and delivered first
-//! when the network comes up.
+//! when the network comes up. [`Observe`] answers what is routed, kept and waiting.
 
 use actix::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, warn};
 use weft_drivers::{Driver, EventNotify, NodeDiscovery};
-use weft_types::{NetworkId, NetworkRecord};
+use weft_types::{DriverName, NetworkId, NetworkRecord};
 
 /// Events kept per network that does not exist here yet; beyond, the oldest keys win
 /// and later ones are dropped with a warning (the repair and the next update catch up).
@@ -52,8 +52,45 @@ pub struct Discover(pub NodeDiscovery);
 #[rtype(result = "EventStats")]
 pub struct Stats;
 
+/// Asks the router for a serialisable snapshot of its state (tests, diagnostics).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "DriverEventsState")]
+pub struct Observe;
+
+/// What [`Observe`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DriverEventsState {
+    /// One per network whose events are delivered here, in network id order.
+    pub routes: Vec<RouteState>,
+    /// Networks not here yet that events are kept for, in network id order.
+    pub pending: Vec<PendingState>,
+    /// Drivers whose periodic repair is running.
+    pub repairing: Vec<DriverName>,
+    /// The counters [`Stats`] answers with.
+    pub stats: EventStats,
+}
+
+/// One network's route to its driver.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RouteState {
+    pub network: NetworkId,
+    pub driver: DriverName,
+    /// The tables whose events reach the driver ([`Driver::event_tables`]).
+    pub tables: Vec<String>,
+    /// Events the driver's full mailbox could not take yet, one per key.
+    pub waiting: usize,
+}
+
+/// Events kept for a network that does not exist here yet.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingState {
+    pub network: NetworkId,
+    /// One per (table, key).
+    pub events: usize,
+}
+
 /// What the router has done.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EventStats {
     pub delivered: u64,
     /// Events kept for networks that do not exist here yet.
@@ -69,6 +106,7 @@ pub struct EventStats {
 }
 
 struct Route {
+    driver: DriverName,
     tables: Vec<String>,
     actor: Addr<NetworkDriver>,
     /// Events the actor's full mailbox could not take yet, folded per key (see [`fold`]).
@@ -77,6 +115,8 @@ struct Route {
 
 /// How often events waiting for a busy network's driver are offered again.
 const FLUSH_EVERY: Duration = Duration::from_millis(5);
+/// The router queues at most this many messages.
+const ROUTER_MAILBOX: usize = 4096;
 /// A network's driver actor queues at most this many events; more wait, folded per key.
 const DRIVER_MAILBOX: usize = 4096;
 
@@ -142,7 +182,7 @@ pub struct DriverEvents {
     pending: HashMap<NetworkId, BTreeMap<(String, String), EventNotify>>,
     repair_every: Option<Duration>,
     /// Drivers whose repair is running.
-    repairing: std::collections::BTreeSet<weft_types::DriverName>,
+    repairing: BTreeSet<DriverName>,
     stats: EventStats,
 }
 
@@ -166,6 +206,44 @@ impl DriverEvents {
             repair_every,
             repairing: Default::default(),
             stats: EventStats::default(),
+        }
+    }
+
+    /// The counters, with what is kept and waiting now.
+    fn stats(&self) -> EventStats {
+        EventStats {
+            pending: self.pending.values().map(BTreeMap::len).sum(),
+            waiting: self.routes.values().map(|r| r.waiting.len()).sum(),
+            ..self.stats.clone()
+        }
+    }
+
+    fn observe(&self) -> DriverEventsState {
+        let mut routes: Vec<RouteState> = self
+            .routes
+            .iter()
+            .map(|(network, route)| RouteState {
+                network: network.clone(),
+                driver: route.driver.clone(),
+                tables: route.tables.clone(),
+                waiting: route.waiting.len(),
+            })
+            .collect();
+        routes.sort_by(|a, b| a.network.cmp(&b.network));
+        let mut pending: Vec<PendingState> = self
+            .pending
+            .iter()
+            .map(|(network, kept)| PendingState {
+                network: network.clone(),
+                events: kept.len(),
+            })
+            .collect();
+        pending.sort_by(|a, b| a.network.cmp(&b.network));
+        DriverEventsState {
+            routes,
+            pending,
+            repairing: self.repairing.iter().cloned().collect(),
+            stats: self.stats(),
         }
     }
 
@@ -199,7 +277,9 @@ impl Actor for DriverEvents {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(65_536);
+        // The cluster watcher waits for room when this is full (back-pressure), so the
+        // queue between the two stays bounded.
+        ctx.set_mailbox_capacity(ROUTER_MAILBOX);
         ctx.run_interval(FLUSH_EVERY, |act, _| {
             for route in act.routes.values_mut() {
                 route.flush();
@@ -242,12 +322,14 @@ impl Handler<NetworkUp> for DriverEvents {
             return;
         }
         let tables = msg.driver.event_tables(&msg.network);
+        let driver = msg.driver.name().clone();
         let actor = NetworkDriver {
             network: id.clone(),
             driver: msg.driver,
         }
         .start();
         let route = Route {
+            driver,
             tables,
             actor,
             waiting: BTreeMap::new(),
@@ -305,10 +387,15 @@ impl Handler<Stats> for DriverEvents {
     type Result = MessageResult<Stats>;
 
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
-        let mut stats = self.stats.clone();
-        stats.pending = self.pending.values().map(BTreeMap::len).sum();
-        stats.waiting = self.routes.values().map(|r| r.waiting.len()).sum();
-        MessageResult(stats)
+        MessageResult(self.stats())
+    }
+}
+
+impl Handler<Observe> for DriverEvents {
+    type Result = MessageResult<Observe>;
+
+    fn handle(&mut self, _: Observe, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.observe())
     }
 }
 
@@ -343,5 +430,116 @@ impl Handler<Notify> for NetworkDriver {
             }
             .into_actor(self),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use weft_drivers::Capability;
+    use weft_drivers::fake::{FAKE_TABLE, FakeDriver};
+    use weft_types::{Lifecycle, Scope};
+
+    fn record(id: &NetworkId) -> NetworkRecord {
+        NetworkRecord {
+            id: id.clone(),
+            name: "g1".parse().unwrap(),
+            driver: "ov".parse().unwrap(),
+            scope: Scope::Global,
+            subnets: vec![],
+            auto_subnet: true,
+            ipv6: false,
+            internal: false,
+            attachable: true,
+            options: Default::default(),
+            labels: Default::default(),
+            created_ms: 1,
+            lifecycle: Lifecycle::Ready,
+        }
+    }
+
+    fn event(network: &NetworkId, key: &str) -> EventNotify {
+        EventNotify {
+            network: network.clone(),
+            table: FAKE_TABLE.to_owned(),
+            key: key.to_owned(),
+            owner: "h2".to_owned(),
+            prev: None,
+            value: Some(b"1".to_vec()),
+        }
+    }
+
+    /// The diagnostics endpoint serves the snapshot as JSON, and clients read it back.
+    fn serialisable<T: serde::Serialize + serde::de::DeserializeOwned>() {}
+
+    #[actix::test]
+    async fn observe_shows_each_route_what_waits_for_it_and_what_is_kept() {
+        let capability = Capability {
+            scope: Scope::Global,
+            ipam: true,
+            host_namespace: false,
+        };
+        let fake = FakeDriver::with_capability("ov".parse().unwrap(), capability);
+        let driver: Arc<dyn Driver> = Arc::new(fake.clone());
+        let router = DriverEvents::new(vec![driver.clone()], None).start();
+        assert_eq!(
+            router.send(Observe).await.unwrap(),
+            DriverEventsState::default()
+        );
+
+        let (up, later) = (NetworkId::random(), NetworkId::random());
+        router.do_send(NetworkUp {
+            network: record(&up),
+            driver,
+        });
+        // A stalled driver takes one event, its mailbox the next ones (up to
+        // DRIVER_MAILBOX): the rest wait in the route, one per key.
+        fake.stall_events(true);
+        let sent = DRIVER_MAILBOX + 10;
+        for i in 0..sent {
+            router.do_send(Notify(event(&up, &format!("k{i}"))));
+        }
+        router.do_send(Notify(event(&later, "a")));
+        router.do_send(Notify(event(&later, "b")));
+        let state = router.send(Observe).await.unwrap();
+        fake.stall_events(false);
+
+        let [route] = state.routes.as_slice() else {
+            panic!("{state:?}")
+        };
+        assert_eq!(route.network, up);
+        assert_eq!(route.driver.as_str(), "ov");
+        assert_eq!(route.tables, vec![FAKE_TABLE.to_owned()]);
+        assert!((1..=sent).contains(&route.waiting), "{route:?}");
+        assert_eq!(
+            state.pending,
+            vec![PendingState {
+                network: later.clone(),
+                events: 2
+            }]
+        );
+        assert!(state.repairing.is_empty());
+        assert_eq!(state.stats.delivered, sent as u64);
+        assert_eq!(state.stats.pending, 2);
+        assert_eq!(state.stats.waiting, route.waiting);
+        // The counters agree with Stats, which diagnostics already serve.
+        let stats = router.send(Stats).await.unwrap();
+        assert_eq!((stats.delivered, stats.pending), (sent as u64, 2));
+
+        serialisable::<DriverEventsState>();
+
+        // The waiting events drain once the driver keeps up; a network going down takes
+        // its route along.
+        for _ in 0..400 {
+            if router.send(Observe).await.unwrap().routes[0].waiting == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(router.send(Observe).await.unwrap().routes[0].waiting, 0);
+        router.send(NetworkDown { network: up }).await.unwrap();
+        assert!(router.send(Observe).await.unwrap().routes.is_empty());
     }
 }

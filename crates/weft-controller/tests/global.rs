@@ -16,12 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use weft_controller::{ClusterPlane, ControllerConfig};
 use weft_drivers::fake::{FAKE_TABLE, FakeDriver};
-use weft_drivers::{Capability, Driver, TableEntry};
+use weft_drivers::{Capability, Driver, DriverOp, OverlayConfig, OverlayDriver, TableEntry};
 use weft_manager::{
     AllocatorConfig, ManagerRequest, ManagerResponse, ManagerService, ManagerStore, NetworkMeta,
 };
 use weft_types::api::SubnetRequest;
-use weft_types::{EndpointId, Error, ErrorKind, Name, NetworkId, NetworkRecord, Scope};
+use weft_types::{
+    EndpointId, Error, ErrorKind, Name, NetworkId, NetworkRecord, Options, Scope, VXLANID_OPTION,
+};
 
 #[derive(Debug)]
 struct Plane {
@@ -407,4 +409,113 @@ async fn adopting_is_idempotent_and_forgetting_spares_networks_in_use() {
     core.forget_network(&record.id).await.unwrap();
     assert!(core.list_networks().is_empty());
     assert!(driver.state().networks.is_empty());
+}
+
+#[tokio::test]
+async fn the_driver_checks_the_request_before_the_manager_allocates() {
+    let h = Harness::new();
+    let plane = Plane::new();
+    let driver = global_driver();
+    let mut core = open(&h, &plane, &driver).await;
+    driver.fail(DriverOp::Validate, 1);
+    let err = core
+        .create_network(network("g1", "ov", Some("198.19.200.0/24")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidParameter, "{err}");
+    assert!(plane.service.networks().is_empty(), "the manager allocated");
+    assert!(core.list_networks().is_empty());
+    // The driver saw the request as given: no made-up id, subnet or VNI.
+    let state = driver.state();
+    let [asked] = state.validated.as_slice() else {
+        panic!("{:?}", state.validated)
+    };
+    assert_eq!(asked.name.as_str(), "g1");
+    let subnet = SubnetRequest {
+        subnet: Some("198.19.200.0/24".parse().unwrap()),
+        ..SubnetRequest::default()
+    };
+    assert_eq!(asked.subnets, vec![subnet]);
+    assert_eq!(asked.options.get(VXLANID_OPTION), None);
+
+    // Accepted: checked as asked, then the manager's definition is checked again before
+    // it is adopted, with what the manager picked.
+    let info = core
+        .create_network(network("g1", "ov", None))
+        .await
+        .unwrap();
+    let state = driver.state();
+    let [_, asked, adopted] = state.validated.as_slice() else {
+        panic!("{:?}", state.validated)
+    };
+    assert!(asked.subnets.is_empty() && asked.options.get(VXLANID_OPTION).is_none());
+    assert_eq!(adopted.options.get(VXLANID_OPTION), Some("4096"));
+    assert_eq!(adopted.subnets[0].subnet, Some(info.subnets[0].subnet));
+}
+
+#[tokio::test]
+async fn the_overlay_driver_refuses_what_it_cannot_realise_before_the_manager_is_asked() {
+    let h = Harness::new();
+    let plane = Plane::new();
+    let vtep = "192.0.2.1".parse().unwrap();
+    let overlay = OverlayDriver::new(h.kernel.clone(), OverlayConfig::new("t-", vtep));
+    let config = ControllerConfig {
+        cluster: plane.clone(),
+        ..Harness::config()
+    };
+    let mut core = h.open_in(config, vec![Arc::new(overlay)]).await.unwrap();
+    let with = |edit: &dyn Fn(&mut weft_types::api::CreateNetworkRequest)| {
+        let mut req = network("bad", "overlay", Some("198.19.205.0/24"));
+        edit(&mut req);
+        req
+    };
+    let subnet = |s: &str| SubnetRequest {
+        subnet: Some(s.parse().unwrap()),
+        ..SubnetRequest::default()
+    };
+    let opts = |o: &str| Options::from_pairs([o]).unwrap();
+    let cases = [
+        (
+            with(&|r| r.subnets.push(subnet("198.19.206.0/24"))),
+            "one ipv4 subnet per network, got 2",
+        ),
+        (
+            with(&|r| r.options = opts(&format!("{VXLANID_OPTION}=5000,5001"))),
+            "lists 2 vnis for 1 ipv4 subnet(s)",
+        ),
+        (
+            with(&|r| r.options = opts(&format!("{VXLANID_OPTION}=0"))),
+            "vxlanid must be 1..16777215",
+        ),
+        (
+            with(&|r| r.options = opts("encrypted")),
+            "does not support encrypted",
+        ),
+        (
+            with(&|r| r.options = opts("vxlanid_list=5000")),
+            "unknown option \"vxlanid_list\"",
+        ),
+        (with(&|r| r.ipv6 = true), "does not support ipv6"),
+        (
+            with(&|r| {
+                r.ipv6 = true;
+                r.subnets.push(subnet("2001:db8::/64"));
+            }),
+            "does not support ipv6 yet (subnet 2001:db8::/64)",
+        ),
+    ];
+    for (req, want) in cases {
+        let err = core.create_network(req).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidParameter, "{want}: {err}");
+        assert!(err.message.contains(want), "{want}: {err}");
+    }
+    assert!(plane.service.networks().is_empty(), "the manager allocated");
+    assert!(core.list_networks().is_empty());
+    assert!(h.kernel.calls().iter().all(|c| c.op != "create_vxlan"));
+
+    let mut good = network("ov", "overlay", None);
+    good.options = opts("mtu=1400");
+    let info = core.create_network(good).await.unwrap();
+    assert_eq!(info.options.get(VXLANID_OPTION), Some("4096"));
+    assert_eq!(plane.service.networks().len(), 1);
 }

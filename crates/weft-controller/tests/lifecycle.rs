@@ -319,3 +319,46 @@ async fn failed_network_delete_can_be_retried_and_blocks_reuse_of_the_name() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_driver_checks_a_local_network_before_any_subnet_is_allocated() {
+    let h = Harness::new();
+    let mut core = h.open().await.unwrap();
+    let before = h.fake.state().calls.len();
+    h.fake.fail(DriverOp::Validate, 1);
+    let err = core
+        .create_network(network("a", "fake", Some("198.19.10.0/24")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidParameter, "{err}");
+    assert!(err.message.contains("injected refusal of a"), "{err}");
+    assert!(core.snapshot().networks.is_empty());
+    let state = h.fake.state();
+    let ops: Vec<DriverOp> = state.calls[before..].iter().map(|c| c.0).collect();
+    assert_eq!(
+        ops,
+        vec![DriverOp::Validate],
+        "the driver was asked to create"
+    );
+
+    // Accepted: the driver saw what was asked for (no subnet: IPAM had not picked one
+    // yet), then the network with the subnet IPAM picked.
+    let auto = core
+        .create_network(network("b", "fake", None))
+        .await
+        .unwrap();
+    assert_eq!(auto.subnets[0].subnet.to_string(), "198.19.0.0/24");
+    let state = h.fake.state();
+    let ops: Vec<DriverOp> = state.calls[before..].iter().map(|c| c.0).collect();
+    assert_eq!(
+        ops,
+        vec![
+            DriverOp::Validate,
+            DriverOp::Validate,
+            DriverOp::CreateNetwork
+        ]
+    );
+    let asked = state.validated.last().unwrap();
+    assert_eq!(asked.name.as_str(), "b");
+    assert!(asked.subnets.is_empty(), "{asked:?}");
+}

@@ -3,8 +3,8 @@
 //! checked without a kernel.
 
 use crate::{
-    Capability, Driver, DriverError, DriverOp, EventNotify, JoinContext, JoinInfo, NodeDiscovery,
-    TableEntry, Wanted,
+    Capability, Driver, DriverError, DriverOp, EventNotify, JoinContext, JoinInfo, NetworkRequest,
+    NodeDiscovery, TableEntry, Wanted,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeSet, HashMap};
@@ -25,6 +25,8 @@ pub struct FakeState {
     pub events: Vec<EventNotify>,
     /// Every node discovery received, in order (global fakes ask for them).
     pub discoveries: Vec<NodeDiscovery>,
+    /// Every request [`Driver::validate`] was asked about, in order (refused ones too).
+    pub validated: Vec<NetworkRequest>,
 }
 
 /// The table a fake driver publishes joined endpoints in and watches.
@@ -96,7 +98,8 @@ impl FakeDriver {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records the call, then fails it if a failure is armed, else applies `change`.
+    /// Records the call, then fails it if a failure is armed, else applies `change`. An
+    /// armed [`DriverOp::Validate`] is a refusal (invalid parameter), others failures.
     fn call(
         &self,
         op: DriverOp,
@@ -107,6 +110,12 @@ impl FakeDriver {
         inner.state.calls.push((op, object.clone()));
         if let Some(left) = inner.failures.get_mut(&op).filter(|n| **n > 0) {
             *left -= 1;
+            if op == DriverOp::Validate {
+                return Err(DriverError::InvalidParameter {
+                    driver: self.name.clone(),
+                    message: format!("injected refusal of {object}"),
+                });
+            }
             return Err(DriverError::Failed {
                 driver: self.name.clone(),
                 op,
@@ -127,6 +136,12 @@ impl Driver for FakeDriver {
 
     fn capability(&self) -> Capability {
         self.capability
+    }
+
+    /// Records the request, refused or not.
+    fn validate(&self, request: &NetworkRequest) -> Result<(), DriverError> {
+        self.lock().state.validated.push(request.clone());
+        self.call(DriverOp::Validate, request.name.to_string(), |_| {})
     }
 
     async fn create_network(&self, network: &NetworkRecord) -> Result<(), DriverError> {

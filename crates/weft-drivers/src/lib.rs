@@ -22,14 +22,17 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use weft_os::{IfName, NsName};
+use weft_types::api::SubnetRequest;
 use weft_types::{
-    DriverName, EndpointId, EndpointRecord, Error, ErrorKind, NetworkId, NetworkRecord, SandboxId,
-    SandboxRecord, Scope,
+    DriverName, EndpointId, EndpointRecord, Error, ErrorKind, Labels, Name, NetworkId,
+    NetworkRecord, Options, SandboxId, SandboxRecord, Scope,
 };
 
 /// The operation a driver failed in, for errors and fault injection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DriverOp {
+    /// Checking a network's request before anything is allocated ([`Driver::validate`]).
+    Validate,
     CreateNetwork,
     DeleteNetwork,
     CreateEndpoint,
@@ -44,6 +47,7 @@ pub enum DriverOp {
 impl fmt::Display for DriverOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            DriverOp::Validate => "validate network",
             DriverOp::CreateNetwork => "create network",
             DriverOp::DeleteNetwork => "delete network",
             DriverOp::CreateEndpoint => "create endpoint",
@@ -58,12 +62,21 @@ impl fmt::Display for DriverOp {
 }
 
 /// A driver operation failed.
-#[derive(Debug, Clone, thiserror::Error)]
+///
+/// A kernel step's failure keeps the [`weft_os::Error`] as its source, so callers match on
+/// its kind ([`DriverError::os_error`]) instead of probing the message. The messages render
+/// that source too: they cross the API as text ([`weft_types::Error`] keeps no chain), and
+/// users must see what the kernel said.
+#[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     /// The driver refuses a network option or parameter.
     #[error("driver {driver}: {message}")]
     InvalidParameter { driver: DriverName, message: String },
-    /// The driver tried and failed.
+    /// A kernel step failed (boxed: weft-os errors are large, and results mostly `Ok`).
+    #[error(transparent)]
+    Kernel(Box<KernelFailure>),
+    /// The driver tried and failed for another reason, or in several independent steps (a
+    /// reconcile reports every one): no single cause to keep.
     #[error("driver {driver} failed to {op} {object}: {message}")]
     Failed {
         driver: DriverName,
@@ -71,6 +84,25 @@ pub enum DriverError {
         object: String,
         message: String,
     },
+}
+
+/// A driver's kernel step that failed, with what else failed in the same operation.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "driver {driver} failed to {op} {object}: {}{}",
+    error_chain(.source),
+    also_suffix(.also)
+)]
+pub struct KernelFailure {
+    pub driver: DriverName,
+    pub op: DriverOp,
+    pub object: String,
+    /// The kernel's refusal, to match on.
+    #[source]
+    pub source: weft_os::Error,
+    /// What else failed in the same operation (the rollback of earlier steps, later steps
+    /// of a delete), in order.
+    pub also: Vec<String>,
 }
 
 impl DriverError {
@@ -88,13 +120,57 @@ impl DriverError {
             message,
         }
     }
+
+    /// `driver`'s kernel step of `op` on `object` failed with `source`.
+    pub fn kernel(
+        driver: &DriverName,
+        op: DriverOp,
+        object: impl Into<String>,
+        source: weft_os::Error,
+    ) -> Self {
+        DriverError::Kernel(Box::new(KernelFailure {
+            driver: driver.clone(),
+            op,
+            object: object.into(),
+            source,
+            also: Vec::new(),
+        }))
+    }
+
+    /// The same error, noting `more` that failed in the same operation (a rollback step);
+    /// an error without a list of its own takes it into its message.
+    pub fn also(mut self, more: impl Into<String>) -> Self {
+        let more = more.into();
+        match &mut self {
+            DriverError::Kernel(failure) => failure.also.push(more),
+            DriverError::Failed { message, .. } | DriverError::InvalidParameter { message, .. } => {
+                message.push_str("; ");
+                message.push_str(&more);
+            }
+        }
+        self
+    }
+
+    /// The kernel's error, when a kernel step failed: match on its variant (e.g.
+    /// [`weft_os::Error::is_vni_in_use`]) rather than on the message.
+    pub fn os_error(&self) -> Option<&weft_os::Error> {
+        match self {
+            DriverError::Kernel(failure) => Some(&failure.source),
+            DriverError::InvalidParameter { .. } | DriverError::Failed { .. } => None,
+        }
+    }
+}
+
+/// `; a; b` for the further failures of an operation, nothing when there are none.
+fn also_suffix(also: &[String]) -> String {
+    also.iter().map(|a| format!("; {a}")).collect()
 }
 
 impl From<DriverError> for Error {
     fn from(e: DriverError) -> Error {
         let kind = match e {
             DriverError::InvalidParameter { .. } => ErrorKind::InvalidParameter,
-            DriverError::Failed { .. } => ErrorKind::Internal,
+            DriverError::Kernel(_) | DriverError::Failed { .. } => ErrorKind::Internal,
         };
         Error::new(kind, e.to_string())
     }
@@ -119,6 +195,56 @@ impl Capability {
         ipam: true,
         host_namespace: false,
     };
+}
+
+/// What is known of a network before anything is allocated for it: what was asked for. No
+/// id yet, subnets only where the user named them (IPAM or a manager picks the rest), and
+/// no VNI unless the user gave one (a manager picks it). [`Driver::validate`] checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRequest {
+    pub name: Name,
+    pub driver: DriverName,
+    /// The subnets asked for, in order; none means one picked for the network.
+    pub subnets: Vec<SubnetRequest>,
+    pub ipv6: bool,
+    pub internal: bool,
+    pub options: Options,
+    pub labels: Labels,
+}
+
+impl NetworkRequest {
+    /// A complete definition (from a manager or another node) as a request: every subnet,
+    /// gateway and option known. Checked with the same hook before it is adopted.
+    pub fn from_record(network: &NetworkRecord) -> Self {
+        NetworkRequest {
+            name: network.name.clone(),
+            driver: network.driver.clone(),
+            subnets: network
+                .subnets
+                .iter()
+                .map(|s| SubnetRequest {
+                    subnet: Some(s.subnet),
+                    gateway: Some(s.gateway),
+                    ip_range: s.ip_range,
+                })
+                .collect(),
+            ipv6: network.ipv6,
+            internal: network.internal,
+            options: network.options.clone(),
+            labels: network.labels.clone(),
+        }
+    }
+
+    /// How many IPv4 subnets the network will have: one per entry that is not IPv6 (an
+    /// entry without a subnet is an automatic IPv4 one), or the one picked when none is
+    /// asked for.
+    pub fn ipv4_subnets(&self) -> usize {
+        if self.subnets.is_empty() {
+            return 1;
+        }
+        let v6 = |s: &&SubnetRequest| s.subnet.is_some_and(|n| n.addr().is_ipv6());
+        self.subnets.len() - self.subnets.iter().filter(v6).count()
+    }
 }
 
 /// Where an endpoint joins a sandbox: its namespace and the interface name inside it.
@@ -186,8 +312,11 @@ pub trait Driver: Send + Sync + fmt::Debug {
 
     fn capability(&self) -> Capability;
 
-    /// Checks a network's driver options before anything is allocated.
-    fn validate_network(&self, _network: &NetworkRecord) -> Result<(), DriverError> {
+    /// Refuses a network the driver cannot realise, before anything is allocated for it
+    /// (subnets, a manager's id and VNIs) or published: options, subnets asked for, IPv6.
+    /// Also called with a complete definition ([`NetworkRequest::from_record`]) before one
+    /// made elsewhere is adopted. Must not touch the kernel.
+    fn validate(&self, _request: &NetworkRequest) -> Result<(), DriverError> {
         Ok(())
     }
 
@@ -323,6 +452,38 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+/// The failures of an operation that carries on past a failed kernel step (a delete): the
+/// first one is the error and its source, later ones are noted on it.
+pub(crate) struct Failures<'a> {
+    driver: &'a DriverName,
+    op: DriverOp,
+    object: String,
+    error: Option<DriverError>,
+}
+
+impl<'a> Failures<'a> {
+    pub(crate) fn new(driver: &'a DriverName, op: DriverOp, object: String) -> Self {
+        Failures {
+            driver,
+            op,
+            object,
+            error: None,
+        }
+    }
+
+    /// Records a failed step; `what` names it in the note when it is not the first.
+    pub(crate) fn push(&mut self, what: impl fmt::Display, e: weft_os::Error) {
+        self.error = Some(match self.error.take() {
+            None => DriverError::kernel(self.driver, self.op, self.object.clone(), e),
+            Some(first) => first.also(format!("{what}: {}", error_chain(&e))),
+        });
+    }
+
+    pub(crate) fn into_result(self) -> Result<(), DriverError> {
+        self.error.map_or(Ok(()), Err)
+    }
 }
 
 pub(crate) fn network_object(id: &NetworkId) -> String {

@@ -6,7 +6,7 @@
 //!
 //! Both refuse driver options; every operation succeeds without touching the kernel.
 
-use crate::{Capability, Driver, DriverError, JoinContext, JoinInfo};
+use crate::{Capability, Driver, DriverError, JoinContext, JoinInfo, NetworkRequest};
 use async_trait::async_trait;
 use weft_types::{
     DriverName, EndpointId, EndpointRecord, NetworkId, NetworkRecord, SandboxId, SandboxRecord,
@@ -55,8 +55,8 @@ impl Driver for PassiveDriver {
         self.capability
     }
 
-    fn validate_network(&self, network: &NetworkRecord) -> Result<(), DriverError> {
-        if let Some((key, _)) = network.options.iter().next() {
+    fn validate(&self, request: &NetworkRequest) -> Result<(), DriverError> {
+        if let Some((key, _)) = request.options.iter().next() {
             return Err(DriverError::InvalidParameter {
                 driver: self.name.clone(),
                 message: format!("the {} driver takes no options, got {key:?}", self.name),
@@ -118,11 +118,12 @@ mod tests {
         let null = PassiveDriver::null();
         assert_eq!(null.name().as_str(), "null");
         assert!(null.capability().ipam && !null.capability().host_namespace);
-        let mut net = crate::bridge::tests::network(1, false);
-        assert!(host.validate_network(&net).is_ok() && null.validate_network(&net).is_ok());
-        net.options = weft_types::Options::from_pairs(["mtu=1400"]).unwrap();
+        let net = crate::bridge::tests::network(1, false);
+        let mut request = NetworkRequest::from_record(&net);
+        assert!(host.validate(&request).is_ok() && null.validate(&request).is_ok());
+        request.options = weft_types::Options::from_pairs(["mtu=1400"]).unwrap();
         for d in [host, null] {
-            let err = d.validate_network(&net).unwrap_err();
+            let err = d.validate(&request).unwrap_err();
             assert!(err.to_string().contains("takes no options"), "{err}");
         }
     }

@@ -17,7 +17,9 @@ use common::{ping, reaches, run};
 use nix::sched::{CloneFlags, setns};
 use weft_drivers::overlay::names;
 use weft_drivers::{Driver, EventNotify, JoinInfo, OverlayConfig, OverlayDriver, PeerRecord};
-use weft_os::{AddrOps, IfName, LinkOps, NeighOps, NetnsOps, NsRef, RealKernel, VethSpec, Vni};
+use weft_os::{
+    AddrOps, IfName, LinkOps, NeighOps, NetnsOps, NsRef, RealKernel, VethSpec, Vni, VxlanSpec,
+};
 use weft_types::VXLANID_OPTION;
 use weft_types::{DriverName, NetworkRecord, Options, SandboxId, Scope};
 
@@ -145,5 +147,55 @@ fn endpoints_on_two_hosts_talk_over_vxlan_and_leave_nothing_behind() {
         da.delete_network(&net.id).await.unwrap();
         db.delete_network(&net.id).await.unwrap();
         assert!(!ka.netns_exists(&ov_a).await.unwrap());
+    });
+}
+
+#[test]
+fn a_vni_another_device_holds_is_reported_as_a_typed_error() {
+    run(|c| async move {
+        let k = c.kernel.clone();
+        let vni = Vni::new(4243).unwrap();
+        let mut net = overlay_network();
+        net.options = Options::from_pairs([format!("{VXLANID_OPTION}={vni}").as_str()]).unwrap();
+        // Not of the driver's naming, so not a leftover it may remove: the kernel refuses
+        // the overlay's vxlan (EEXIST) and weft-os names the holder.
+        let foreign = IfName::new("wtvxforeign").unwrap();
+        let spec = VxlanSpec {
+            local: Some(VTEP_A),
+            ..VxlanSpec::new(foreign.clone(), vni)
+        };
+        k.create_vxlan(&NsRef::Host, &spec).await.unwrap();
+        let sa = c.names.ns("sbv");
+        k.create_netns(&sa).await.unwrap();
+        let prefix = sa.as_str().strip_suffix("sbv").unwrap().to_owned();
+        let ov = c.names.ns(&format!("v-ov-{}", net.id.short()));
+        let config = OverlayConfig {
+            mtu: Some(1400),
+            ..OverlayConfig::new(format!("{prefix}v-"), VTEP_A)
+        };
+        let d = OverlayDriver::new(k.clone(), config);
+        let err = d
+            .join(
+                &net,
+                &endpoint(&net, 100, 2),
+                &sandbox(),
+                &ctx(&sa, "eth0", true),
+            )
+            .await
+            .unwrap_err();
+
+        match err.os_error() {
+            Some(weft_os::Error::VniInUse { vni: v, holder, .. }) => {
+                assert_eq!((*v, holder.as_str()), (vni.get(), "wtvxforeign"));
+            }
+            other => panic!("not a vni conflict: {other:?} ({err})"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("is already used by wtvxforeign"), "{msg}");
+        assert!(k.get_link(&NsRef::Host, &foreign).await.unwrap().is_some());
+        assert!(
+            !k.netns_exists(&ov).await.unwrap(),
+            "the failed join left its namespace"
+        );
     });
 }

@@ -12,7 +12,7 @@ use crate::{
 };
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use weft_types::api::SubnetRequest;
@@ -44,6 +44,16 @@ pub enum ManagerRequest {
     },
     /// Every global network.
     Networks,
+    /// The operator's way out of allocations no endpoint will ever release (a node that
+    /// crashed between the manager's answer and its own save, or was lost for good):
+    /// releases every address of the network held by an endpoint not in `live`, then
+    /// deletes the network; refused, naming them, while `live` endpoints hold addresses.
+    /// Built by a manager from what NetworkDB shows (`weft network rm --force` there),
+    /// never accepted from another node.
+    ForceDeleteNetwork {
+        id: NetworkId,
+        live: BTreeSet<String>,
+    },
 }
 
 /// A manager's answer to a [`ManagerRequest`].
@@ -93,6 +103,9 @@ impl<L: CommandLog> ManagerService<L> {
                 meta,
             } => self.create_network(name, subnets, meta),
             ManagerRequest::DeleteNetwork { id } => self.delete_network(&id),
+            ManagerRequest::ForceDeleteNetwork { id, live } => {
+                self.force_delete_network(&id, &live)
+            }
             ManagerRequest::AllocateAddress {
                 network,
                 endpoint,
@@ -173,10 +186,53 @@ impl<L: CommandLog> ManagerService<L> {
             return Err(Error::new(
                 ErrorKind::ActiveEndpoints,
                 format!(
-                    "network {} still has {held} endpoint(s) in the cluster: remove them on their nodes first",
+                    "network {} still has {held} endpoint(s) in the cluster: remove them on their nodes first (weft network rm --force on a manager releases those no live node holds)",
                     id.short()
                 ),
             ));
+        }
+        match store.execute(&Command::DeleteNetwork { id: id.clone() }) {
+            Ok(_) => Ok(ManagerResponse::Deleted(id.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl<L: CommandLog> ManagerService<L> {
+    fn force_delete_network(&self, id: &NetworkId, live: &BTreeSet<String>) -> ManagerReply {
+        let mut store = self.lock();
+        let snapshot = store.allocator().snapshot();
+        let Some(network) = snapshot.networks.iter().find(|n| &n.def.id == id) else {
+            return Err(Error::not_found(format!("network {}", id.short())));
+        };
+        let (held, orphans): (Vec<_>, Vec<_>) = network
+            .endpoints
+            .iter()
+            .map(|(endpoint, _)| endpoint.clone())
+            .partition(|endpoint| live.contains(endpoint));
+        if !held.is_empty() {
+            let short: Vec<&str> = held.iter().map(|e| e.get(..12).unwrap_or(e)).collect();
+            return Err(Error::new(
+                ErrorKind::ActiveEndpoints,
+                format!(
+                    "network {} still has {} endpoint(s) joined on live nodes ({}): remove them on their nodes first",
+                    network.def.name,
+                    held.len(),
+                    short.join(", ")
+                ),
+            ));
+        }
+        // One logged command per release: a crash in between leaves fewer orphans, and
+        // the retry finishes the rest.
+        for endpoint in orphans {
+            let cmd = Command::ReleaseAddress {
+                network: id.clone(),
+                endpoint,
+            };
+            match store.execute(&cmd) {
+                Ok(_) | Err(ManagerError::Alloc(AllocError::UnknownEndpoint { .. })) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         match store.execute(&Command::DeleteNetwork { id: id.clone() }) {
             Ok(_) => Ok(ManagerResponse::Deleted(id.clone())),

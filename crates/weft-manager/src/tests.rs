@@ -618,4 +618,51 @@ mod service {
         );
         assert!(s.networks().is_empty());
     }
+
+    #[test]
+    fn a_forced_delete_releases_orphaned_addresses_but_not_live_ones() {
+        let (_dir, s) = service();
+        let Ok(ManagerResponse::Network(record)) = create(&s, "ov1", &[]) else {
+            panic!("create failed");
+        };
+        for endpoint in ["live-one", "orphan-1", "orphan-2"] {
+            s.handle(ManagerRequest::AllocateAddress {
+                network: record.id.clone(),
+                endpoint: endpoint.to_owned(),
+                ip: None,
+            })
+            .unwrap();
+        }
+        let force = |live: &[&str]| ManagerRequest::ForceDeleteNetwork {
+            id: record.id.clone(),
+            live: live.iter().map(|e| e.to_string()).collect(),
+        };
+        let err = s.handle(force(&["live-one", "elsewhere"])).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ActiveEndpoints);
+        assert!(
+            err.message
+                .contains("1 endpoint(s) joined on live nodes (live-one)"),
+            "{}",
+            err.message
+        );
+        // Nothing was released by the refusal.
+        let plain = s
+            .handle(ManagerRequest::DeleteNetwork {
+                id: record.id.clone(),
+            })
+            .unwrap_err();
+        assert!(plain.message.contains("3 endpoint(s)"), "{}", plain.message);
+        assert!(
+            plain.message.contains("--force on a manager"),
+            "{}",
+            plain.message
+        );
+        assert_eq!(
+            s.handle(force(&[])).unwrap(),
+            ManagerResponse::Deleted(record.id.clone())
+        );
+        assert!(s.networks().is_empty());
+        let e = s.handle(force(&[])).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+    }
 }

@@ -344,6 +344,13 @@ async fn a_late_joiner_catches_up_on_state_larger_than_a_datagram() {
     assert_eq!(observe(&late).await.transport.dropped(), 0);
 }
 
+/// This process's resident memory.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// A watcher that stops reading: its first event blocks it until `gate` opens, so its
 /// mailbox fills and stays full.
 struct Stalled {
@@ -390,6 +397,7 @@ async fn a_watcher_that_stops_reading_holds_one_change_per_key_and_converges_aft
     })
     .await
     .unwrap();
+    let idle = rss_kib();
     // Every local write refreshes the view: 10,000 rounds over 10 keys are 100,000 changes.
     for round in 0..ROUNDS {
         for k in 0..KEYS {
@@ -402,6 +410,13 @@ async fn a_watcher_that_stops_reading_holds_one_change_per_key_and_converges_aft
             }
         }
     }
+    // Memory follows the keys, not the 100,000 changes the watcher did not read.
+    let during = rss_kib();
+    println!("RSS idle {idle} KiB, after 100,000 unread changes {during} KiB");
+    assert!(
+        during < idle + 20 * 1024,
+        "RSS grew from {idle} to {during} KiB while the watcher did not read"
+    );
     let state = observe(&db).await;
     assert!(
         state.events_waiting <= KEYS,

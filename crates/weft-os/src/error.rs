@@ -430,6 +430,59 @@ pub enum Error {
     },
 }
 
+/// The errno of "already exists", which the kernel answers a vxlan whose VNI is taken with.
+const EEXIST: i32 = 17;
+
+impl Error {
+    /// The positive errno the failure carries (the kernel's netlink answer, or the OS error
+    /// of a namespace, sysctl or process step), if any: for callers that must tell kernel
+    /// answers apart without parsing messages.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::CreateLink { source, .. }
+            | Error::ModifyLink { source, .. }
+            | Error::DeleteLink { source, .. }
+            | Error::ListLinks { source, .. }
+            | Error::AddAddress { source, .. }
+            | Error::DeleteAddress { source, .. }
+            | Error::ListAddresses { source, .. }
+            | Error::ReplaceRoute { source, .. }
+            | Error::DeleteRoute { source, .. }
+            | Error::ListRoutes { source, .. }
+            | Error::ReplaceNeighbour { source, .. }
+            | Error::DeleteNeighbour { source, .. }
+            | Error::ReplaceFdb { source, .. }
+            | Error::DeleteFdb { source, .. }
+            | Error::ListNeighbours { source, .. } => source.errno(),
+            Error::CreateNetns { source, .. }
+            | Error::DeleteNetns { source, .. }
+            | Error::ListNetns { source, .. }
+            | Error::OpenNetlink { source, .. }
+            | Error::MoveLink { source, .. }
+            | Error::SetSysctl { source, .. }
+            | Error::GetSysctl { source, .. }
+            | Error::RunNft { source, .. }
+            | Error::KillProcesses { source, .. }
+            | Error::SpawnCommand { source, .. }
+            | Error::WaitCommand { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// Whether a vxlan was refused because its VNI is taken in the namespace: by a device
+    /// there ([`Error::VniInUse`]), or, answered EEXIST, by one created there and moved to
+    /// another namespace (its UDP socket stays behind, so the holder cannot be named).
+    pub fn is_vni_in_use(&self) -> bool {
+        match self {
+            Error::VniInUse { .. } => true,
+            Error::CreateLink { kind, source, .. } => {
+                *kind == "vxlan" && source.errno() == Some(EEXIST)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The positive errno carried by a netlink error, if any.
 pub(crate) fn errno(err: &rtnetlink::Error) -> Option<i32> {
     match err {
@@ -443,5 +496,47 @@ pub(crate) fn to_io(err: rtnetlink::Error) -> io::Error {
     match err {
         rtnetlink::Error::NetlinkError(msg) => msg.to_io(),
         other => io::Error::other(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vxlan_create_failed(errno: i32) -> Error {
+        Error::CreateLink {
+            kind: "vxlan",
+            name: IfName::new("vx-test").unwrap(),
+            ns: NsRef::Host,
+            source: NetlinkError::from_io("vxlan", &io::Error::from_raw_os_error(errno)),
+        }
+    }
+
+    #[test]
+    fn a_taken_vni_is_recognised_by_its_variant_or_its_errno() {
+        let named = Error::VniInUse {
+            name: IfName::new("vx-test").unwrap(),
+            vni: 4096,
+            holder: "vx-other".into(),
+            ns: NsRef::Host,
+        };
+        assert!(named.is_vni_in_use());
+        assert!(vxlan_create_failed(EEXIST).is_vni_in_use());
+        assert_eq!(vxlan_create_failed(EEXIST).errno(), Some(EEXIST));
+        // Another refusal of the create, or EEXIST for another kind, is not a VNI conflict.
+        assert!(!vxlan_create_failed(1).is_vni_in_use());
+        let bridge = match vxlan_create_failed(EEXIST) {
+            Error::CreateLink {
+                name, ns, source, ..
+            } => Error::CreateLink {
+                kind: "bridge",
+                name,
+                ns,
+                source,
+            },
+            other => other,
+        };
+        assert!(!bridge.is_vni_in_use());
+        assert_eq!(named.errno(), None);
     }
 }

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tracing::{info, warn};
-use weft_drivers::Driver;
+use weft_drivers::{Driver, NetworkRequest};
 use weft_manager::NetworkMeta;
 use weft_types::api::{CreateNetworkRequest, NetworkInfo, SubnetRequest};
 use weft_types::{
@@ -29,9 +29,10 @@ impl Core {
     ) -> Result<NetworkInfo, Error> {
         let subnets = global_subnet_requests(&req)?;
         self.check_host_subnets(&subnets).await?;
-        // The driver refuses bad options before the manager allocates and publishes.
+        // The driver refuses what it cannot realise before the manager allocates and
+        // publishes anything.
         driver
-            .validate_network(&draft_record(&req, driver.name(), &subnets))
+            .validate(&super::network::network_request(&req, driver.name()))
             .map_err(Error::from)?;
         let meta = NetworkMeta {
             driver: driver.name().clone(),
@@ -89,7 +90,9 @@ impl Core {
                 record.name, record.driver
             )));
         }
-        driver.validate_network(&record).map_err(Error::from)?;
+        driver
+            .validate(&NetworkRequest::from_record(&record))
+            .map_err(Error::from)?;
         self.realise_network(record.clone(), driver).await?;
         info!(network = %record.name, id = %record.id.short(), driver = %record.driver, "adopted global network");
         Ok(())
@@ -274,73 +277,9 @@ impl Core {
     }
 }
 
-/// The record a manager would return for `req`, with placeholders for what it chooses: the
-/// id, the VNI when none is given (the first automatic one), an automatic subnet.
-fn draft_record(
-    req: &CreateNetworkRequest,
-    driver: &weft_types::DriverName,
-    subnets: &[SubnetRequest],
-) -> NetworkRecord {
-    let mut options: std::collections::BTreeMap<String, String> = req.options.clone().into();
-    options
-        .entry(weft_types::VXLANID_OPTION.to_owned())
-        .or_insert_with(|| weft_manager::FIRST_AUTO_VNI.to_string());
-    let placeholder = SubnetRequest {
-        subnet: Some(IpNet::V4(ipnet::Ipv4Net::new_assert(
-            std::net::Ipv4Addr::UNSPECIFIED,
-            24,
-        ))),
-        ..SubnetRequest::default()
-    };
-    let requested = if subnets.is_empty() {
-        std::slice::from_ref(&placeholder)
-    } else {
-        subnets
-    };
-    let configs = requested
-        .iter()
-        .filter_map(|r| {
-            let subnet = r.subnet?;
-            let gateway = r
-                .gateway
-                .or_else(|| subnet.hosts().next())
-                .unwrap_or_else(|| subnet.addr());
-            Some(weft_types::SubnetConfig {
-                subnet,
-                gateway,
-                ip_range: r.ip_range,
-            })
-        })
-        .collect();
-    NetworkRecord {
-        id: NetworkId::cluster(),
-        name: req.name.clone(),
-        driver: driver.clone(),
-        scope: Scope::Global,
-        subnets: configs,
-        auto_subnet: subnets.is_empty(),
-        ipv6: req.ipv6,
-        internal: req.internal,
-        attachable: req.attachable,
-        options: weft_types::Options::try_from(options).unwrap_or_else(|_| req.options.clone()),
-        labels: req.labels.clone(),
-        created_ms: 0,
-        lifecycle: Lifecycle::Creating,
-    }
-}
-
-/// Global networks take explicit subnets, or none (the manager picks one).
+/// Global networks take explicit subnets, or none (the manager picks one). Whether the
+/// driver takes IPv6 is the driver's to say ([`Driver::validate`]).
 fn global_subnet_requests(req: &CreateNetworkRequest) -> Result<Vec<SubnetRequest>, Error> {
-    if req.ipv6
-        || req
-            .subnets
-            .iter()
-            .any(|s| s.subnet.is_some_and(|n| n.addr().is_ipv6()))
-    {
-        return Err(Error::invalid(
-            "global networks are IPv4 only for now: drop --ipv6 and IPv6 subnets".to_owned(),
-        ));
-    }
     for r in &req.subnets {
         super::network::validate_subnet_request(r)?;
     }

@@ -7,7 +7,7 @@ use crate::crash;
 use ipnet::IpNet;
 use std::sync::Arc;
 use tracing::{info, warn};
-use weft_drivers::Driver;
+use weft_drivers::{Driver, NetworkRequest};
 use weft_ipam::{AddressRequest, AddressSpace, PoolId, PoolRequest};
 use weft_types::api::{CreateNetworkRequest, NetworkInfo, SubnetRequest};
 use weft_types::{
@@ -38,6 +38,10 @@ impl Core {
             )));
         };
         self.check_host_subnets(&requests).await?;
+        // The driver refuses what it cannot realise before anything is allocated.
+        driver
+            .validate(&network_request(&req, &driver_name))
+            .map_err(Error::from)?;
         let scope = capability.scope;
         let space = match scope {
             Scope::Local => AddressSpace::Local,
@@ -59,10 +63,6 @@ impl Core {
             created_ms: now_ms(),
             lifecycle: Lifecycle::Creating,
         };
-        if let Err(e) = driver.validate_network(&record) {
-            self.release_pools(&pools);
-            return Err(e.into());
-        }
         self.pools.insert(record.id.clone(), pools);
         self.realise_network(record.clone(), driver).await?;
         info!(network = %record.name, id = %record.id.short(), driver = %record.driver, "created network");
@@ -132,10 +132,11 @@ impl Core {
         if network.scope == Scope::Global {
             // The manager refuses while other hosts have endpoints on it; its deletion
             // then reaches the other hosts through NetworkDB.
-            self.cluster
-                .delete_network(&network.id)
-                .await
-                .map_err(|e| e.context(format!("cannot delete network {}", network.name)))?;
+            let deleted = match force {
+                true => self.cluster.force_delete_network(&network.id).await,
+                false => self.cluster.delete_network(&network.id).await,
+            };
+            deleted.map_err(|e| e.context(format!("cannot delete network {}", network.name)))?;
         }
         self.finish_network_delete(network).await
     }
@@ -319,6 +320,19 @@ impl Core {
 
     pub(crate) fn network_driver(&self, network: &NetworkRecord) -> Result<Arc<dyn Driver>, Error> {
         self.driver_for(network)
+    }
+}
+
+/// What is known of the network `req` asks `driver` for, before anything is allocated.
+pub(super) fn network_request(req: &CreateNetworkRequest, driver: &DriverName) -> NetworkRequest {
+    NetworkRequest {
+        name: req.name.clone(),
+        driver: driver.clone(),
+        subnets: req.subnets.clone(),
+        ipv6: req.ipv6,
+        internal: req.internal,
+        options: req.options.clone(),
+        labels: req.labels.clone(),
     }
 }
 

@@ -6,9 +6,10 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use weft_os::IfName;
-use weft_types::{NetworkId, NetworkRecord, SubnetConfig};
+use weft_types::{NetworkId, NetworkRecord, Options, SubnetConfig};
 
 use super::names;
+use crate::NetworkRequest;
 
 /// The MTU of a network without the `mtu` option, as Docker's bridge driver uses.
 pub const DEFAULT_MTU: u32 = 1500;
@@ -55,14 +56,9 @@ pub struct BridgeNet {
 impl BridgeNet {
     /// Parses and checks `network`'s options and subnets.
     pub fn from_record(network: &NetworkRecord) -> Result<Self, ConfigError> {
-        let mtu = parse_options(network)?;
+        let mtu = parse_options(&network.options)?;
         for s in &network.subnets {
-            if !s.subnet.contains(&s.gateway) {
-                return Err(ConfigError::GatewayOutsideSubnet {
-                    gateway: s.gateway,
-                    subnet: s.subnet,
-                });
-            }
+            check_gateway(s.subnet, s.gateway)?;
         }
         let bridge = names::bridge(&network.id).map_err(|e| ConfigError::Name {
             id: network.id.to_string(),
@@ -96,10 +92,30 @@ impl BridgeNet {
     }
 }
 
+/// Checks what is known of a bridge network before its subnets are allocated: the options,
+/// and the gateways asked for inside their subnets.
+pub fn check_request(request: &NetworkRequest) -> Result<(), ConfigError> {
+    parse_options(&request.options)?;
+    for s in &request.subnets {
+        if let (Some(subnet), Some(gateway)) = (s.subnet, s.gateway) {
+            check_gateway(subnet, gateway)?;
+        }
+    }
+    Ok(())
+}
+
+/// A gateway outside its own subnet could not be reached from the bridge.
+fn check_gateway(subnet: IpNet, gateway: IpAddr) -> Result<(), ConfigError> {
+    match subnet.contains(&gateway) {
+        true => Ok(()),
+        false => Err(ConfigError::GatewayOutsideSubnet { gateway, subnet }),
+    }
+}
+
 /// Checks the options and returns the MTU.
-fn parse_options(network: &NetworkRecord) -> Result<u32, ConfigError> {
+fn parse_options(options: &Options) -> Result<u32, ConfigError> {
     let mut mtu = DEFAULT_MTU;
-    for (key, value) in network.options.iter() {
+    for (key, value) in options.iter() {
         match key {
             MTU_OPTION => {
                 mtu = parse_mtu(value).ok_or_else(|| ConfigError::InvalidMtu {
@@ -121,4 +137,52 @@ fn parse_options(network: &NetworkRecord) -> Result<u32, ConfigError> {
 /// reads the same option).
 pub(crate) fn parse_mtu(value: &str) -> Option<u32> {
     value.parse::<u32>().ok().filter(|m| MTU_RANGE.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::{Driver, DriverError, NetworkRequest};
+    use weft_types::api::SubnetRequest;
+
+    fn request(options: &[&str], subnets: Vec<SubnetRequest>) -> NetworkRequest {
+        NetworkRequest {
+            name: "b".parse().unwrap(),
+            driver: weft_types::DriverName::bridge(),
+            subnets,
+            ipv6: false,
+            internal: false,
+            options: Options::from_pairs(options.iter().copied()).unwrap(),
+            labels: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_request_is_checked_before_its_subnets_are_allocated() {
+        let k = std::sync::Arc::new(weft_os::FakeKernel::new());
+        let d = crate::BridgeDriver::new(k.clone());
+        // No subnet yet (IPAM picks it): options are all there is to check.
+        assert!(d.validate(&request(&["mtu=1400"], vec![])).is_ok());
+        let auto = SubnetRequest::default();
+        assert!(d.validate(&request(&[], vec![auto])).is_ok());
+        for (options, want) in [
+            (&["mtu=65536"][..], "invalid mtu \"65536\""),
+            (&["encrypted"], "does not support encrypted"),
+            (&["com.example.x=1"], "unknown option \"com.example.x\""),
+        ] {
+            let err = d.validate(&request(options, vec![])).unwrap_err();
+            assert!(matches!(err, DriverError::InvalidParameter { .. }), "{err}");
+            assert!(err.to_string().contains(want), "{want}: {err}");
+        }
+        let outside = SubnetRequest {
+            subnet: Some("198.19.3.0/24".parse().unwrap()),
+            gateway: Some("198.19.4.1".parse().unwrap()),
+            ip_range: None,
+        };
+        let err = d.validate(&request(&[], vec![outside])).unwrap_err();
+        assert!(err.to_string().contains("not inside subnet"), "{err}");
+        assert!(k.calls().is_empty(), "validation touched the kernel");
+    }
 }

@@ -24,8 +24,10 @@ use weft_types::{
     DriverName, EndpointId, EndpointRecord, NetworkId, NetworkRecord, SandboxId, SandboxRecord,
 };
 
-use crate::{Capability, Driver, DriverError, DriverOp, JoinContext, JoinInfo, Wanted};
-use crate::{endpoint_object, error_chain, network_object};
+use crate::{
+    Capability, Driver, DriverError, DriverOp, JoinContext, JoinInfo, NetworkRequest, Wanted,
+};
+use crate::{Failures, endpoint_object, error_chain, network_object};
 pub use config::{BridgeNet, ConfigError};
 
 /// How many times a ruleset sync re-applies when networks changed while it was applying.
@@ -112,23 +114,23 @@ impl BridgeDriver {
     }
 
     fn parse(&self, network: &NetworkRecord) -> Result<BridgeNet, DriverError> {
-        BridgeNet::from_record(network).map_err(|e| DriverError::InvalidParameter {
+        BridgeNet::from_record(network).map_err(|e| self.invalid(e))
+    }
+
+    fn invalid(&self, e: ConfigError) -> DriverError {
+        DriverError::InvalidParameter {
             driver: self.name.clone(),
             message: e.to_string(),
-        })
+        }
     }
 
     fn failed(&self, op: DriverOp, object: impl Into<String>, message: String) -> DriverError {
         DriverError::failed(&self.name, op, object, message)
     }
 
-    fn os_failed(
-        &self,
-        op: DriverOp,
-        object: impl Into<String>,
-        e: &weft_os::Error,
-    ) -> DriverError {
-        DriverError::failed(&self.name, op, object, error_chain(e))
+    /// A kernel step of `op` failed: the error is kept as the source.
+    fn os_failed(&self, op: DriverOp, object: impl Into<String>, e: weft_os::Error) -> DriverError {
+        DriverError::kernel(&self.name, op, object, e)
     }
 }
 
@@ -142,8 +144,8 @@ impl Driver for BridgeDriver {
         Capability::LOCAL
     }
 
-    fn validate_network(&self, network: &NetworkRecord) -> Result<(), DriverError> {
-        self.parse(network).map(drop)
+    fn validate(&self, request: &NetworkRequest) -> Result<(), DriverError> {
+        config::check_request(request).map_err(|e| self.invalid(e))
     }
 
     async fn create_network(&self, network: &NetworkRecord) -> Result<(), DriverError> {
@@ -154,22 +156,16 @@ impl Driver for BridgeDriver {
     async fn delete_network(&self, network: &NetworkId) -> Result<(), DriverError> {
         let op = DriverOp::DeleteNetwork;
         let bridge =
-            names::bridge(network).map_err(|e| self.os_failed(op, network_object(network), &e))?;
+            names::bridge(network).map_err(|e| self.os_failed(op, network_object(network), e))?;
         self.forget(network);
-        let mut errors = Vec::new();
+        let mut failures = Failures::new(&self.name, op, network_object(network));
         if let Err(e) = self.kernel.delete_link(&NsRef::Host, &bridge).await {
-            errors.push(format!(
-                "failed to delete bridge {bridge}: {}",
-                error_chain(&e)
-            ));
+            failures.push(format_args!("failed to delete bridge {bridge}"), e);
         }
         if let Err(e) = self.sync_ruleset().await {
-            errors.push(format!("failed to update the ruleset: {}", error_chain(&e)));
+            failures.push("failed to update the ruleset", e);
         }
-        match errors.is_empty() {
-            true => Ok(()),
-            false => Err(self.failed(op, network_object(network), errors.join("; "))),
-        }
+        failures.into_result()
     }
 
     async fn create_endpoint(

@@ -19,38 +19,37 @@ impl BridgeDriver {
         let (op, object) = (DriverOp::CreateNetwork, network_object(&net.id));
         let existed = self.kernel.get_link(&HOST, &net.bridge).await;
         let existed = existed
-            .map_err(|e| self.os_failed(op, &object, &e))?
+            .map_err(|e| self.os_failed(op, &object, e))?
             .is_some();
         if let Err(e) = self.ensure_bridge(&net).await {
-            return Err(self.undo_bridge(op, &net, existed, error_chain(&e)).await);
+            let err = self.os_failed(op, &object, e);
+            return Err(self.undo_bridge(&net, existed, err).await);
         }
         let known = self.remember(net.clone());
         if let Err(e) = self.sync_ruleset().await {
             if !known {
                 self.forget(&net.id);
             }
-            let message = format!("failed to apply the ruleset: {}", error_chain(&e));
-            return Err(self.undo_bridge(op, &net, existed, message).await);
+            let err = self.os_failed(op, &object, e);
+            return Err(self.undo_bridge(&net, existed, err).await);
         }
         Ok(())
     }
 
-    /// Deletes the bridge unless it existed before the failed call; the error names both.
-    async fn undo_bridge(
-        &self,
-        op: DriverOp,
-        net: &BridgeNet,
-        existed: bool,
-        mut message: String,
-    ) -> DriverError {
-        if !existed && let Err(e) = self.kernel.delete_link(&HOST, &net.bridge).await {
-            message.push_str(&format!(
-                "; undo failed to delete bridge {}: {}",
-                net.bridge,
-                error_chain(&e)
-            ));
+    /// Deletes the bridge unless it existed before the failed call; the error notes an
+    /// undo that failed too.
+    async fn undo_bridge(&self, net: &BridgeNet, existed: bool, err: DriverError) -> DriverError {
+        match existed {
+            true => err,
+            false => match self.kernel.delete_link(&HOST, &net.bridge).await {
+                Ok(()) => err,
+                Err(e) => err.also(format!(
+                    "undo failed to delete bridge {}: {}",
+                    net.bridge,
+                    error_chain(&e)
+                )),
+            },
         }
-        self.failed(op, network_object(&net.id), message)
     }
 
     /// The bridge, up, with its MTU and gateway addresses; forwarding on unless internal.
@@ -81,18 +80,18 @@ impl BridgeDriver {
         ctx: &JoinContext,
     ) -> Result<(), DriverError> {
         let object = endpoint_object(&ep.id);
-        let host = names::host_veth(&ep.id).map_err(|e| self.os_failed(op, &object, &e))?;
+        let host = names::host_veth(&ep.id).map_err(|e| self.os_failed(op, &object, e))?;
         let Err(e) = self.attach_steps(net, ep, ctx, &host).await else {
             return Ok(());
         };
-        let mut message = error_chain(&e);
-        if let Err(undo) = self.kernel.delete_link(&HOST, &host).await {
-            message.push_str(&format!(
-                "; undo failed to delete {host}: {}",
+        let err = self.os_failed(op, object, e);
+        Err(match self.kernel.delete_link(&HOST, &host).await {
+            Ok(()) => err,
+            Err(undo) => err.also(format!(
+                "undo failed to delete {host}: {}",
                 error_chain(&undo)
-            ));
-        }
-        Err(self.failed(op, object, message))
+            )),
+        })
     }
 
     async fn attach_steps(
@@ -154,11 +153,11 @@ impl BridgeDriver {
         endpoint: &EndpointId,
     ) -> Result<(), DriverError> {
         let object = endpoint_object(endpoint);
-        let host = names::host_veth(endpoint).map_err(|e| self.os_failed(op, &object, &e))?;
+        let host = names::host_veth(endpoint).map_err(|e| self.os_failed(op, &object, e))?;
         self.kernel
             .delete_link(&HOST, &host)
             .await
-            .map_err(|e| self.os_failed(op, object, &e))
+            .map_err(|e| self.os_failed(op, object, e))
     }
 
     /// reconcile: the wanted networks become the driver's networks; owned links that are

@@ -147,12 +147,12 @@ async fn internal_network_leaves_forwarding_alone_and_default_mtu_is_1500() {
 }
 
 #[test]
-fn validate_network_checks_options_and_gateways() {
+fn a_definition_is_checked_for_options_and_gateways() {
     let (_, d) = setup();
     let with = |opts: &[&str]| {
         let mut net = network(3, false);
         net.options = Options::from_pairs(opts.iter().copied()).unwrap();
-        d.validate_network(&net)
+        d.parse(&net)
     };
     assert!(with(&[]).is_ok());
     assert!(with(&["mtu=68"]).is_ok());
@@ -174,7 +174,7 @@ fn validate_network_checks_options_and_gateways() {
     );
     let mut net = network(3, false);
     net.subnets[0].gateway = "198.19.4.1".parse().unwrap();
-    let err = d.validate_network(&net).unwrap_err();
+    let err = d.parse(&net).unwrap_err();
     assert!(err.to_string().contains("not inside subnet"), "{err}");
 }
 
@@ -373,6 +373,11 @@ async fn a_join_failing_midway_leaves_no_veth() {
         assert!(
             msg.contains("failed to join endpoint") && msg.contains(ep.id.short()),
             "{op}: {msg}"
+        );
+        // The failed step is kept, not flattened into the message.
+        assert!(
+            matches!(err.os_error(), Some(weft_os::Error::Injected { op: o, .. }) if o == op),
+            "{op}: {err:?}"
         );
         assert!(host_links(&k, "wv-").await.is_empty(), "{op}: wv- left");
         assert!(host_links(&k, "wp-").await.is_empty(), "{op}: wp- left");

@@ -14,6 +14,8 @@
 //! gives sandboxes a way out of the overlay, node discovery (peers come from the table only).
 
 pub mod config;
+#[cfg(test)]
+mod error_tests;
 pub mod names;
 #[cfg(test)]
 mod peer_tests;
@@ -35,8 +37,8 @@ use weft_types::{
 };
 
 use crate::{
-    Capability, Driver, DriverError, DriverOp, EventNotify, JoinContext, JoinInfo, TableEntry,
-    Wanted,
+    Capability, Driver, DriverError, DriverOp, EventNotify, JoinContext, JoinInfo, NetworkRequest,
+    TableEntry, Wanted,
 };
 use crate::{endpoint_object, error_chain, network_object};
 pub use config::{ConfigError, OverlayNet};
@@ -234,13 +236,9 @@ impl OverlayDriver {
         DriverError::failed(&self.name, op, object, message)
     }
 
-    fn os_failed(
-        &self,
-        op: DriverOp,
-        object: impl Into<String>,
-        e: &weft_os::Error,
-    ) -> DriverError {
-        DriverError::failed(&self.name, op, object, error_chain(e))
+    /// A kernel step of `op` failed: the error is kept as the source.
+    fn os_failed(&self, op: DriverOp, object: impl Into<String>, e: weft_os::Error) -> DriverError {
+        DriverError::kernel(&self.name, op, object, e)
     }
 
     /// The table entry a joined endpoint publishes, if it has an IPv4 address.
@@ -280,8 +278,8 @@ impl Driver for OverlayDriver {
         }
     }
 
-    fn validate_network(&self, network: &NetworkRecord) -> Result<(), DriverError> {
-        self.parse(network).map(drop)
+    fn validate(&self, request: &NetworkRequest) -> Result<(), DriverError> {
+        config::check_request(request).map_err(|e| self.invalid(e.to_string()))
     }
 
     async fn create_network(&self, network: &NetworkRecord) -> Result<(), DriverError> {

@@ -73,7 +73,7 @@ impl OverlayDriver {
             }
             (Ok(_), None, None) => Ok(()),
         };
-        result.map_err(|e| self.os_failed(DriverOp::EventNotify, format!("peer {}", ev.key), &e))
+        result.map_err(|e| self.os_failed(DriverOp::EventNotify, format!("peer {}", ev.key), e))
     }
 
     /// Programs `new` (replace semantics), first removing what `old` had that `new` does not.

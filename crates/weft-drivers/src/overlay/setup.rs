@@ -14,15 +14,13 @@ use super::{
     NetState, OverlayDriver, OverlayNet, VXLAN_OVERHEAD, endpoint_object, error_chain, names,
     network_object,
 };
-use crate::{DriverError, DriverOp, JoinContext};
+use crate::{DriverError, DriverOp, Failures, JoinContext};
 
 const HOST: NsRef = NsRef::Host;
 /// How often a sandbox on an overlay retries an unanswered ARP request, in milliseconds.
 const NEIGH_RETRANS_MS: &str = "100";
 /// IPv4's minimum MTU (RFC 791).
 const MIN_MTU: u32 = 68;
-/// The errno the kernel answers a second vxlan with a VNI in use with.
-const EEXIST: i32 = 17;
 
 /// Why setting up a network's namespace failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,16 +35,6 @@ pub(super) enum SetupError {
     NoUnderlay { vtep: Ipv4Addr },
     #[error("underlay {dev} has mtu {mtu}, too small for the {VXLAN_OVERHEAD}-byte vxlan overhead")]
     UnderlayTooSmall { dev: IfName, mtu: u32 },
-}
-
-/// Whether the kernel refused a vxlan because its VNI (and port) is taken: by a device in the
-/// same namespace, or by one created there and moved elsewhere (its socket stays behind).
-fn vni_conflict(e: &OsError) -> bool {
-    match e {
-        OsError::VniInUse { .. } => true,
-        OsError::CreateLink { source, .. } => source.errno() == Some(EEXIST),
-        _ => false,
-    }
 }
 
 impl OverlayDriver {
@@ -92,26 +80,26 @@ impl OverlayDriver {
         let object = network_object(&net.id);
         let ns = self
             .netns(&net.id)
-            .map_err(|e| self.os_failed(op, &object, &e))?;
+            .map_err(|e| self.os_failed(op, &object, e))?;
         let existed = self.kernel.netns_exists(&ns).await;
-        let existed = existed.map_err(|e| self.os_failed(op, &object, &e))?;
+        let existed = existed.map_err(|e| self.os_failed(op, &object, e))?;
         if let Some(mtu) = st.up.filter(|_| existed) {
             return Ok((false, mtu));
         }
         st.up = None;
         let mtu = match net.mtu {
             Some(mtu) => mtu,
-            None => self
-                .overlay_mtu()
-                .await
-                .map_err(|e| self.failed(op, &object, error_chain(&e)))?,
+            None => self.overlay_mtu().await.map_err(|e| match e {
+                SetupError::Os(e) => self.os_failed(op, &object, e),
+                other => self.failed(op, &object, other.to_string()),
+            })?,
         };
         if let Err(e) = self.build(&ns, net, mtu).await {
-            let mut message = error_chain(&e);
-            if !existed {
-                self.undo_build(&ns, net, &mut message).await;
-            }
-            return Err(self.failed(op, object, message));
+            let err = self.os_failed(op, object, e);
+            return Err(match existed {
+                true => err,
+                false => self.undo_build(&ns, net, err).await,
+            });
         }
         st.up = Some(mtu);
         self.program_all(&ns, net, st).await;
@@ -136,22 +124,23 @@ impl OverlayDriver {
         k.set_link_up(&inside, &net.vxlan).await
     }
 
-    /// Removes what a failed build made; the error message names every undo failure.
-    async fn undo_build(&self, ns: &NsName, net: &OverlayNet, message: &mut String) {
+    /// Removes what a failed build made; the error notes every undo failure.
+    async fn undo_build(&self, ns: &NsName, net: &OverlayNet, mut err: DriverError) -> DriverError {
         if let Err(e) = self.remove_namespace(ns).await {
-            message.push_str(&format!(
-                "; undo failed to remove namespace {ns}: {}",
+            err = err.also(format!(
+                "undo failed to remove namespace {ns}: {}",
                 error_chain(&e)
             ));
         }
         // Made in the host namespace, and the move failed.
         if let Err(e) = self.kernel.delete_link(&HOST, &net.vxlan).await {
-            message.push_str(&format!(
-                "; undo failed to delete {} in the host namespace: {}",
+            err = err.also(format!(
+                "undo failed to delete {} in the host namespace: {}",
                 net.vxlan,
                 error_chain(&e)
             ));
         }
+        err
     }
 
     fn vxlan_spec(&self, net: &OverlayNet, mtu: u32) -> VxlanSpec {
@@ -210,7 +199,7 @@ impl OverlayDriver {
     /// removed and the create retried once, so a crash never leaves "File exists" behind.
     async fn create_vxlan_in_host(&self, spec: &VxlanSpec) -> Result<(), OsError> {
         match self.kernel.create_vxlan(&HOST, spec).await {
-            Err(e) if vni_conflict(&e) => {
+            Err(e) if e.is_vni_in_use() => {
                 tracing::warn!(
                     vni = spec.vni.get(), link = %spec.name, error = %error_chain(&e),
                     "vni in use: removing leftover vxlan devices and retrying"
@@ -261,29 +250,29 @@ impl OverlayDriver {
         let named = self
             .netns(&net.id)
             .and_then(|ns| Ok((ns, names::host_veth(&ep.id)?)));
-        let (ns, host) = named.map_err(|e| self.os_failed(op, &object, &e))?;
+        let (ns, host) = named.map_err(|e| self.os_failed(op, &object, e))?;
         let inside = NsRef::named(&ns);
         let Err(e) = self.attach_steps(net, mtu, ep, ctx).await else {
             st.joined.insert(ep.id.clone());
             return Ok(());
         };
-        let mut message = error_chain(&e);
+        let mut err = self.os_failed(op, object, e);
         if let Err(undo) = self.kernel.delete_link(&inside, &host).await {
-            message.push_str(&format!(
-                "; undo failed to delete {host}: {}",
+            err = err.also(format!(
+                "undo failed to delete {host}: {}",
                 error_chain(&undo)
             ));
         }
         if made && st.joined.is_empty() {
             st.up = None;
             if let Err(undo) = self.remove_namespace(&ns).await {
-                message.push_str(&format!(
-                    "; undo failed to remove namespace {ns}: {}",
+                err = err.also(format!(
+                    "undo failed to remove namespace {ns}: {}",
                     error_chain(&undo)
                 ));
             }
         }
-        Err(self.failed(op, object, message))
+        Err(err)
     }
 
     /// The veth pair (the sandbox end created in the sandbox under its final name, with the
@@ -342,7 +331,7 @@ impl OverlayDriver {
     ) -> Result<(), DriverError> {
         let object = endpoint_object(endpoint);
         st.joined.remove(endpoint);
-        let fail = |e: OsError| self.os_failed(op, &object, &e);
+        let fail = |e: OsError| self.os_failed(op, &object, e);
         let ns = self.netns(network).map_err(fail)?;
         let host = names::host_veth(endpoint).map_err(fail)?;
         if !self.kernel.netns_exists(&ns).await.map_err(fail)? {
@@ -392,28 +381,19 @@ impl OverlayDriver {
         st: &NetState,
     ) -> Result<(), DriverError> {
         let (op, object) = (DriverOp::DeleteNetwork, network_object(id));
-        let ns = self
-            .netns(id)
-            .map_err(|e| self.os_failed(op, &object, &e))?;
-        let mut errors = Vec::new();
+        let ns = self.netns(id).map_err(|e| self.os_failed(op, &object, e))?;
+        let mut failures = Failures::new(&self.name, op, object);
         if let Err(e) = self.remove_namespace(&ns).await {
-            errors.push(format!(
-                "failed to remove namespace {ns}: {}",
-                error_chain(&e)
-            ));
+            failures.push(format_args!("failed to remove namespace {ns}"), e);
         }
         if let Some(net) = &st.net
             && let Err(e) = self.kernel.delete_link(&HOST, &net.vxlan).await
         {
-            errors.push(format!(
-                "failed to delete {} in the host namespace: {}",
-                net.vxlan,
-                error_chain(&e)
-            ));
+            failures.push(
+                format_args!("failed to delete {} in the host namespace", net.vxlan),
+                e,
+            );
         }
-        match errors.is_empty() {
-            true => Ok(()),
-            false => Err(self.failed(op, object, errors.join("; "))),
-        }
+        failures.into_result()
     }
 }

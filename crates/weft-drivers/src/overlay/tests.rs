@@ -525,14 +525,14 @@ async fn a_failed_join_keeps_a_namespace_other_endpoints_use() {
 }
 
 #[test]
-fn validate_network_names_the_problem() {
+fn a_definition_names_the_problem() {
     let k = Arc::new(FakeKernel::new());
     let d = OverlayDriver::new(k, OverlayConfig::new(PREFIX, VTEP));
-    assert!(d.validate_network(&network(20)).is_ok());
+    assert!(d.parse(&network(20)).is_ok());
     let check = |edit: &dyn Fn(&mut NetworkRecord), want: &str| {
         let mut net = network(20);
         edit(&mut net);
-        let err = d.validate_network(&net).unwrap_err();
+        let err = d.parse(&net).unwrap_err();
         assert!(matches!(err, DriverError::InvalidParameter { .. }), "{err}");
         assert!(err.to_string().contains(want), "{want}: {err}");
     };
@@ -548,7 +548,7 @@ fn validate_network_names_the_problem() {
         check(&|n| n.options = opt(bad), want);
     }
     assert!(
-        d.validate_network(&{
+        d.parse(&{
             let mut n = network(20);
             n.options = opt("16777215");
             n
