@@ -403,15 +403,18 @@ fn a_forced_delete_on_a_manager_releases_what_a_lost_node_left() {
         ClusterOptions::default().args(["--gossip-interval", "100ms", "--suspicion-window", "3s"]);
     let mut cluster = Cluster::start(3, options).unwrap();
     cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
-    cluster.host(1).ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "198.19.97.0/24",
-        "ov",
-    ]);
+    let create = |name| {
+        [
+            "network",
+            "create",
+            "-d",
+            "overlay",
+            "--subnet",
+            "198.19.97.0/24",
+            name,
+        ]
+    };
+    cluster.host(1).ok(&create("ov"));
     for i in [2, 3] {
         wait_until(&format!("host {i} adopts"), Duration::from_secs(10), || {
             cluster
@@ -466,13 +469,5 @@ fn a_forced_delete_on_a_manager_releases_what_a_lost_node_left() {
     })
     .unwrap();
     // Every address of it is free again at the manager: the same subnet can be had.
-    manager.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "198.19.97.0/24",
-        "ov2",
-    ]);
+    manager.ok(&create("ov2"));
 }

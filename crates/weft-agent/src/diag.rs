@@ -352,33 +352,32 @@ fn counters<'a>(
     family
 }
 
-/// Whether each store can be written, and how many writes failed.
+/// The cluster watcher's counters.
 fn register_watcher(registry: &mut Registry, w: &WatcherStats) {
-    let outcomes = Family::<Labels, Counter>::default();
-    for (outcome, n) in [
-        ("adopted", w.adopted),
-        ("forgotten", w.forgotten),
-        ("discovered", w.discovered),
-        ("notified", w.notified),
-        ("ignored", w.ignored),
-        ("refused", w.refused),
-    ] {
-        outcomes.get_or_create(&label("outcome", outcome)).inc_by(n);
-    }
+    let outcomes = counters(
+        "outcome",
+        [
+            ("adopted", w.adopted),
+            ("forgotten", w.forgotten),
+            ("discovered", w.discovered),
+            ("notified", w.notified),
+            ("ignored", w.ignored),
+            ("refused", w.refused),
+        ],
+    );
     registry.register(
         "watcher_events",
         "NetworkDB events the cluster watcher handled, by what they did",
         outcomes,
     );
-    let waited = Counter::<u64>::default();
-    waited.inc_by(w.waited_for_drivers);
     registry.register(
         "watcher_waits",
         "Times the cluster watcher waited for room in the driver-event router (back-pressure)",
-        waited,
+        counter(w.waited_for_drivers),
     );
 }
 
+/// Whether each store can be written, and how many writes failed.
 fn register_stores(registry: &mut Registry, stores: &[crate::stores::StoreStats]) {
     let failures = Family::<Labels, Counter>::default();
     let writable = Family::<Labels, Gauge>::default();

@@ -16,9 +16,7 @@ use weft_manager::{
     AllocatorConfig, ManagerReply, ManagerRequest, ManagerResponse, ManagerService, ManagerStore,
     VniRange,
 };
-use weft_netdb::{
-    CreateEntry, DeleteEntry, MemberStatus, NetworkDb, Observe, TableKey, UpdateEntry, WalkTable,
-};
+use weft_netdb::{CreateEntry, DeleteEntry, NetworkDb, Observe, TableKey, UpdateEntry, WalkTable};
 use weft_rpc::{RpcHandler, rpc_handler};
 use weft_types::gossip::{Table, encode_network};
 use weft_types::{Error, NetworkId, NetworkRecord};
@@ -109,12 +107,7 @@ impl Manager {
     async fn live_endpoints(&self, id: &NetworkId) -> Result<BTreeSet<String>, Error> {
         let unavailable = |e: actix::MailboxError| Error::internal(format!("networkdb: {e}"));
         let state = self.netdb.send(Observe).await.map_err(unavailable)?;
-        let alive: BTreeSet<&str> = state
-            .members
-            .iter()
-            .filter(|m| m.status == MemberStatus::Alive)
-            .map(|m| m.node_id.as_str())
-            .collect();
+        let alive: BTreeSet<&str> = state.alive_members().collect();
         let table = Table::OverlayPeers
             .name()
             .parse()

@@ -15,7 +15,7 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 use weft_controller::events::{self, DriverEvents};
 use weft_controller::{AdoptNetwork, Controller, ForgetNetwork};
-use weft_netdb::{MemberStatus, NetworkDb, TableEvent, TableName, Watch};
+use weft_netdb::{NetworkDb, TableEvent, TableName, Watch};
 use weft_types::gossip::Table;
 
 /// The watcher's mailbox: NetworkDB holds what does not fit, folded per key.
@@ -173,14 +173,8 @@ impl ClusterWatcher {
                 // Spawned, not waited for: a log line must not hold up the events.
                 ctx.spawn(
                     async move {
-                        let status = match netdb.send(weft_netdb::Observe).await {
-                            Ok(state) => state
-                                .members
-                                .iter()
-                                .find(|m| m.node_id == node)
-                                .map(|m| m.status),
-                            Err(_) => None,
-                        };
+                        let state = netdb.send(weft_netdb::Observe).await;
+                        let status = state.ok().and_then(|s| s.status_of(&node));
                         let reason = change::gone_reason(status);
                         info!(network = %network.short(), %node, reason, "network peers on a node removed");
                     }
@@ -244,13 +238,7 @@ impl Handler<TableEvent> for ClusterWatcher {
         ctx.wait(
             async move {
                 let members = match netdb.send(weft_netdb::Observe).await {
-                    Ok(state) => Members::alive(
-                        state
-                            .members
-                            .iter()
-                            .filter(|m| m.status == MemberStatus::Alive)
-                            .map(|m| m.node_id.to_string()),
-                    ),
+                    Ok(state) => Members::alive(state.alive_members()),
                     Err(_) => Members::default(),
                 };
                 (event, members)

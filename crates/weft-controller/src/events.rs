@@ -58,7 +58,7 @@ pub struct Stats;
 pub struct Observe;
 
 /// What [`Observe`] returns.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DriverEventsState {
     /// One per network whose events are delivered here, in network id order.
     pub routes: Vec<RouteState>,
@@ -71,7 +71,7 @@ pub struct DriverEventsState {
 }
 
 /// One network's route to its driver.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RouteState {
     pub network: NetworkId,
     pub driver: DriverName,
@@ -82,7 +82,7 @@ pub struct RouteState {
 }
 
 /// Events kept for a network that does not exist here yet.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PendingState {
     pub network: NetworkId,
     /// One per (table, key).
@@ -90,7 +90,7 @@ pub struct PendingState {
 }
 
 /// What the router has done.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EventStats {
     pub delivered: u64,
     /// Events kept for networks that do not exist here yet.
@@ -430,116 +430,5 @@ impl Handler<Notify> for NetworkDriver {
             }
             .into_actor(self),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use super::*;
-    use weft_drivers::Capability;
-    use weft_drivers::fake::{FAKE_TABLE, FakeDriver};
-    use weft_types::{Lifecycle, Scope};
-
-    fn record(id: &NetworkId) -> NetworkRecord {
-        NetworkRecord {
-            id: id.clone(),
-            name: "g1".parse().unwrap(),
-            driver: "ov".parse().unwrap(),
-            scope: Scope::Global,
-            subnets: vec![],
-            auto_subnet: true,
-            ipv6: false,
-            internal: false,
-            attachable: true,
-            options: Default::default(),
-            labels: Default::default(),
-            created_ms: 1,
-            lifecycle: Lifecycle::Ready,
-        }
-    }
-
-    fn event(network: &NetworkId, key: &str) -> EventNotify {
-        EventNotify {
-            network: network.clone(),
-            table: FAKE_TABLE.to_owned(),
-            key: key.to_owned(),
-            owner: "h2".to_owned(),
-            prev: None,
-            value: Some(b"1".to_vec()),
-        }
-    }
-
-    /// The diagnostics endpoint serves the snapshot as JSON, and clients read it back.
-    fn serialisable<T: serde::Serialize + serde::de::DeserializeOwned>() {}
-
-    #[actix::test]
-    async fn observe_shows_each_route_what_waits_for_it_and_what_is_kept() {
-        let capability = Capability {
-            scope: Scope::Global,
-            ipam: true,
-            host_namespace: false,
-        };
-        let fake = FakeDriver::with_capability("ov".parse().unwrap(), capability);
-        let driver: Arc<dyn Driver> = Arc::new(fake.clone());
-        let router = DriverEvents::new(vec![driver.clone()], None).start();
-        assert_eq!(
-            router.send(Observe).await.unwrap(),
-            DriverEventsState::default()
-        );
-
-        let (up, later) = (NetworkId::random(), NetworkId::random());
-        router.do_send(NetworkUp {
-            network: record(&up),
-            driver,
-        });
-        // A stalled driver takes one event, its mailbox the next ones (up to
-        // DRIVER_MAILBOX): the rest wait in the route, one per key.
-        fake.stall_events(true);
-        let sent = DRIVER_MAILBOX + 10;
-        for i in 0..sent {
-            router.do_send(Notify(event(&up, &format!("k{i}"))));
-        }
-        router.do_send(Notify(event(&later, "a")));
-        router.do_send(Notify(event(&later, "b")));
-        let state = router.send(Observe).await.unwrap();
-        fake.stall_events(false);
-
-        let [route] = state.routes.as_slice() else {
-            panic!("{state:?}")
-        };
-        assert_eq!(route.network, up);
-        assert_eq!(route.driver.as_str(), "ov");
-        assert_eq!(route.tables, vec![FAKE_TABLE.to_owned()]);
-        assert!((1..=sent).contains(&route.waiting), "{route:?}");
-        assert_eq!(
-            state.pending,
-            vec![PendingState {
-                network: later.clone(),
-                events: 2
-            }]
-        );
-        assert!(state.repairing.is_empty());
-        assert_eq!(state.stats.delivered, sent as u64);
-        assert_eq!(state.stats.pending, 2);
-        assert_eq!(state.stats.waiting, route.waiting);
-        // The counters agree with Stats, which diagnostics already serve.
-        let stats = router.send(Stats).await.unwrap();
-        assert_eq!((stats.delivered, stats.pending), (sent as u64, 2));
-
-        serialisable::<DriverEventsState>();
-
-        // The waiting events drain once the driver keeps up; a network going down takes
-        // its route along.
-        for _ in 0..400 {
-            if router.send(Observe).await.unwrap().routes[0].waiting == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(router.send(Observe).await.unwrap().routes[0].waiting, 0);
-        router.send(NetworkDown { network: up }).await.unwrap();
-        assert!(router.send(Observe).await.unwrap().routes.is_empty());
     }
 }

@@ -7,7 +7,10 @@
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
-use weft_controller::events::{Discover, DriverEvents, NetworkDown, NetworkUp, Notify, Stats};
+use weft_controller::events::{
+    Discover, DriverEvents, DriverEventsState, NetworkDown, NetworkUp, Notify, Observe,
+    PendingState, Stats,
+};
 use weft_drivers::fake::{FAKE_TABLE, FakeDriver};
 use weft_drivers::{Capability, Driver, EventNotify, NodeDiscovery};
 use weft_types::{Lifecycle, NetworkId, NetworkRecord, Scope};
@@ -221,4 +224,63 @@ async fn a_repair_tick_is_skipped_while_the_previous_repair_runs() {
         "repairs did not resume: {}",
         repairs(&fake)
     );
+}
+
+#[actix::test]
+async fn observe_shows_each_route_what_waits_for_it_and_what_is_kept() {
+    let fake = driver();
+    let as_driver: Arc<dyn Driver> = Arc::new(fake.clone());
+    let router = DriverEvents::new(vec![as_driver.clone()], None).start();
+    assert_eq!(
+        router.send(Observe).await.unwrap(),
+        DriverEventsState::default()
+    );
+    let (up, later) = (NetworkId::random(), NetworkId::random());
+    router.do_send(NetworkUp {
+        network: record(&up),
+        driver: as_driver,
+    });
+    // A stalled driver takes one event, its mailbox the next ones (4096): the rest wait
+    // in the route, one per key.
+    fake.stall_events(true);
+    let sent = 4096 + 10;
+    for i in 0..sent {
+        router.do_send(Notify(event(&up, &format!("k{i}"), None, Some("1"))));
+    }
+    router.do_send(Notify(event(&later, "a", None, Some("1"))));
+    router.do_send(Notify(event(&later, "b", None, Some("1"))));
+    let state = router.send(Observe).await.unwrap();
+    fake.stall_events(false);
+    let [route] = state.routes.as_slice() else {
+        panic!("{state:?}")
+    };
+    assert_eq!(route.network, up);
+    assert_eq!(route.driver.as_str(), "ov");
+    assert_eq!(route.tables, vec![FAKE_TABLE.to_owned()]);
+    assert!((1..=sent).contains(&route.waiting), "{route:?}");
+    assert_eq!(
+        state.pending,
+        vec![PendingState {
+            network: later.clone(),
+            events: 2
+        }]
+    );
+    assert!(state.repairing.is_empty());
+    assert_eq!(state.stats.delivered, sent as u64);
+    assert_eq!(state.stats.pending, 2);
+    assert_eq!(state.stats.waiting, route.waiting);
+    // The counters agree with Stats, which diagnostics already serve.
+    let stats = router.send(Stats).await.unwrap();
+    assert_eq!((stats.delivered, stats.pending), (sent as u64, 2));
+    // The waiting events drain once the driver keeps up; a network going down takes
+    // its route along.
+    for _ in 0..400 {
+        if router.send(Observe).await.unwrap().routes[0].waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(router.send(Observe).await.unwrap().routes[0].waiting, 0);
+    router.send(NetworkDown { network: up }).await.unwrap();
+    assert!(router.send(Observe).await.unwrap().routes.is_empty());
 }

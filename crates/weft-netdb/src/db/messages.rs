@@ -160,6 +160,24 @@ pub struct NetDbState {
     pub events_waiting: usize,
 }
 
+impl NetDbState {
+    /// The ids of the members seen alive, this node included.
+    pub fn alive_members(&self) -> impl Iterator<Item = &str> {
+        self.members
+            .iter()
+            .filter(|m| m.status == crate::MemberStatus::Alive)
+            .map(|m| m.node_id.as_str())
+    }
+
+    /// The status of member `node`, if it is one.
+    pub fn status_of(&self, node: &str) -> Option<crate::MemberStatus> {
+        self.members
+            .iter()
+            .find(|m| m.node_id == node)
+            .map(|m| m.status)
+    }
+}
+
 /// Installs a gossip key for opening.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<(), NetDbError>")]

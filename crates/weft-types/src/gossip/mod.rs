@@ -90,6 +90,14 @@ pub enum SchemaError {
     },
 }
 
+/// Decodes a JSON table value of `table`.
+fn from_json<T: serde::de::DeserializeOwned>(table: Table, bytes: &[u8]) -> Result<T, SchemaError> {
+    serde_json::from_slice(bytes).map_err(|e| SchemaError::Malformed {
+        table,
+        reason: e.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,11 +11,7 @@ pub fn encode_network(record: &NetworkRecord) -> Vec<u8> {
 
 /// Decodes the definition stored under `key`, which must be its id.
 pub fn decode_network(key: &str, bytes: &[u8]) -> Result<NetworkRecord, SchemaError> {
-    let record: NetworkRecord =
-        serde_json::from_slice(bytes).map_err(|e| SchemaError::Malformed {
-            table: Table::Networks,
-            reason: e.to_string(),
-        })?;
+    let record: NetworkRecord = super::from_json(Table::Networks, bytes)?;
     if record.id.as_str() != key {
         return Err(SchemaError::WrongKey {
             table: Table::Networks,

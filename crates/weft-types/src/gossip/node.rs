@@ -28,11 +28,7 @@ impl NodeRecord {
 
     /// Decodes the value stored under `key`, which must be the record's own name.
     pub fn decode(key: &str, bytes: &[u8]) -> Result<NodeRecord, SchemaError> {
-        let record: NodeRecord =
-            serde_json::from_slice(bytes).map_err(|e| SchemaError::Malformed {
-                table: Table::Nodes,
-                reason: e.to_string(),
-            })?;
+        let record: NodeRecord = super::from_json(Table::Nodes, bytes)?;
         if record.name != key {
             return Err(SchemaError::WrongKey {
                 table: Table::Nodes,
