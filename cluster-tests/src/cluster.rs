@@ -362,6 +362,13 @@ impl ClusterOptions {
         self.args.extend(args.into_iter().map(Into::into));
         self
     }
+
+    /// Adds environment variables for every agent.
+    pub fn env<'a>(mut self, vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        self.env
+            .extend(vars.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+        self
+    }
 }
 
 /// N hosts on one underlay, one `weft agent` each: host 1 makes the cluster (`--init`,

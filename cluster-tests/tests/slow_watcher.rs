@@ -88,10 +88,10 @@ fn flood(
     });
 }
 
-#[test]
-fn a_flood_the_driver_cannot_keep_up_with_costs_memory_per_key_not_per_change() {
-    let options = ClusterOptions::default().args(["--suspicion-window", "30s"]);
-    let mut cluster = Cluster::start(2, options).unwrap();
+/// Two hosts with an overlay joined on host 1, then host 2's agent stopped so that its
+/// namespace can hold the flood's NetworkDB node: host 1 is the agent under test.
+fn flooded_cluster(options: ClusterOptions) -> (Cluster, NetworkId) {
+    let mut cluster = Cluster::start(2, options.args(["--suspicion-window", "30s"])).unwrap();
     cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
     let agent = cluster.host(1);
     agent.ok(&[
@@ -111,8 +111,12 @@ fn a_flood_the_driver_cannot_keep_up_with_costs_memory_per_key_not_per_change() 
         .unwrap()
         .parse()
         .unwrap();
-    // Host 2's namespace is the flood's: its agent leaves first.
     cluster.stop(2).unwrap();
+    (cluster, network)
+}
+
+/// Runs the flood into host 1's agent, sampling its RSS; returns (idle, peak) in KiB.
+fn run_flood(cluster: &Cluster, network: &NetworkId) -> (u64, u64) {
     let agent = cluster.host(1);
     let pid = agent.pid().unwrap();
     std::thread::sleep(Duration::from_secs(2));
@@ -134,14 +138,49 @@ fn a_flood_the_driver_cannot_keep_up_with_costs_memory_per_key_not_per_change() 
         std::thread::sleep(Duration::from_millis(200));
     }
     writer.join().unwrap();
-    let stats = agent.json(&["diag", "stats"]);
     println!(
-        "agent RSS idle {idle} KiB, peak {peak} KiB during {} changes in {:?}; netdb coalesced {}, watcher {}, driver events {}",
+        "agent RSS idle {idle} KiB, peak {peak} KiB during {} changes in {:?}",
         KEYS * ROUNDS,
-        started.elapsed(),
-        stats["events_coalesced"],
-        stats["watcher"],
-        stats["driver_events"]
+        started.elapsed()
+    );
+    (idle, peak)
+}
+
+/// Waits until every flood entry reached host 1's kernel with its last VTEP.
+fn wait_for_last_round(cluster: &Cluster, timeout: Duration) {
+    let last = Ipv4Addr::new(198, 18, 0, 100 + ((ROUNDS - 1) % 2) as u8);
+    let ns = cluster
+        .host(1)
+        .overlay_namespaces()
+        .into_iter()
+        .next()
+        .unwrap();
+    wait_until("the kernel holds the last round", timeout, || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "bridge", "fdb", "show"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let current = (0..KEYS)
+            .filter(|k| {
+                let mac = peer(*k, 0).mac.to_string();
+                text.lines()
+                    .any(|l| l.starts_with(&mac) && l.contains(&format!("dst {last} ")))
+            })
+            .count();
+        (current == KEYS as usize).then_some(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_flood_the_driver_cannot_keep_up_with_costs_memory_per_key_not_per_change() {
+    let (cluster, network) = flooded_cluster(ClusterOptions::default());
+    let (idle, peak) = run_flood(&cluster, &network);
+    let stats = cluster.host(1).json(&["diag", "stats"]);
+    println!(
+        "netdb coalesced {}, watcher {}, driver events {}",
+        stats["events_coalesced"], stats["watcher"], stats["driver_events"]
     );
     assert!(
         peak < idle + 20 * 1024,
@@ -156,26 +195,44 @@ fn a_flood_the_driver_cannot_keep_up_with_costs_memory_per_key_not_per_change() 
     );
     assert!(stats["events_coalesced"].is_u64() && stats["driver_events"]["coalesced"].is_u64());
     // And it converges: every flood entry reached the kernel with its last VTEP.
-    let last = Ipv4Addr::new(198, 18, 0, 100 + ((ROUNDS - 1) % 2) as u8);
-    let ns = agent.overlay_namespaces().into_iter().next().unwrap();
-    wait_until(
-        "the kernel holds the last round",
-        Duration::from_secs(60),
-        || {
-            let out = std::process::Command::new("ip")
-                .args(["netns", "exec", &ns, "bridge", "fdb", "show"])
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
-            let current = (0..KEYS)
-                .filter(|k| {
-                    let mac = peer(*k, 0).mac.to_string();
-                    text.lines()
-                        .any(|l| l.starts_with(&mac) && l.contains(&format!("dst {last} ")))
-                })
-                .count();
-            (current == KEYS as usize).then_some(())
-        },
-    )
-    .unwrap();
+    wait_for_last_round(&cluster, Duration::from_secs(60));
+}
+
+#[test]
+fn a_watcher_that_never_reads_holds_one_change_per_key_and_converges_after() {
+    let stall = tempfile::NamedTempFile::new().unwrap();
+    let env = format!("watcher:{}", stall.path().display());
+    let options = ClusterOptions::default().env([("WEFT_STALL_AT", env.as_str())]);
+    let (cluster, network) = flooded_cluster(options);
+    // The file exists from here on: the agent's cluster watcher reads nothing.
+    let (idle, peak) = run_flood(&cluster, &network);
+    let agent = cluster.host(1);
+    let stalled = agent.json(&["diag", "stats"]);
+    println!(
+        "while stalled: waiting {}, coalesced {}, watcher {}",
+        stalled["events_waiting"], stalled["events_coalesced"], stalled["watcher"]
+    );
+    assert!(
+        peak < idle + 20 * 1024,
+        "the agent's RSS grew from {idle} to {peak} KiB"
+    );
+    // What happened is visible: changes wait for the watcher, at most one per key (the
+    // flood's 100 plus a few of the cluster's own), and later ones were folded into them.
+    let waiting = stalled["events_waiting"].as_u64().unwrap();
+    assert!(
+        (1..=u64::from(KEYS) + 20).contains(&waiting),
+        "{waiting} changes wait for the stalled watcher: {stalled}"
+    );
+    assert!(
+        stalled["events_coalesced"].as_u64().unwrap() > u64::from(KEYS),
+        "nothing was folded: {stalled}"
+    );
+    assert!(
+        agent.log().contains("cluster watcher stalled by a test"),
+        "the stall did not take effect"
+    );
+    drop(stall);
+    wait_for_last_round(&cluster, Duration::from_secs(60));
+    let after = agent.json(&["diag", "stats"]);
+    assert_eq!(after["events_waiting"], 0, "{after}");
 }

@@ -50,6 +50,8 @@ pub struct Observe;
 /// Turns NetworkDB events into controller messages and driver events.
 pub struct ClusterWatcher {
     node_name: String,
+    /// Tests only (crash-point builds): while this file exists the watcher reads nothing.
+    stall: Option<std::path::PathBuf>,
     netdb: Addr<NetworkDb>,
     controller: Addr<Controller>,
     events: Addr<DriverEvents>,
@@ -69,6 +71,7 @@ impl ClusterWatcher {
     ) -> Result<Addr<ClusterWatcher>, crate::AgentError> {
         let watcher = ClusterWatcher {
             node_name,
+            stall: weft_controller::crash::stall_file(weft_controller::crash::STALL_WATCHER),
             netdb: netdb.clone(),
             controller,
             events,
@@ -229,6 +232,15 @@ impl Handler<TableEvent> for ClusterWatcher {
     type Result = ();
 
     fn handle(&mut self, event: TableEvent, ctx: &mut Context<Self>) {
+        if let Some(file) = self.stall.clone().filter(|f| f.exists()) {
+            warn!(file = %file.display(), "cluster watcher stalled by a test while the file exists");
+            ctx.wait(
+                stall_while(file)
+                    .into_actor(self)
+                    .map(|(), act, ctx| act.handle(event, ctx)),
+            );
+            return;
+        }
         self.stats.events += 1;
         if !change::needs_members(&event) {
             let change = change::table_change(&event, &self.node_name, &Members::default());
@@ -249,6 +261,14 @@ impl Handler<TableEvent> for ClusterWatcher {
                 act.apply(change, &event, ctx);
             }),
         );
+    }
+}
+
+/// Waits while `file` exists, for at most ten minutes.
+async fn stall_while(file: std::path::PathBuf) {
+    let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+    while file.exists() && tokio::time::Instant::now() < give_up {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

@@ -89,6 +89,29 @@ pub fn point(point: &str) {
 #[inline(always)]
 pub fn point(_point: &str) {}
 
+/// The environment variable naming a stall point and a file, as `POINT:PATH`: while the
+/// file exists, the work at that point waits (a consumer that never reads, for tests of
+/// what piles up behind it).
+pub const STALL_AT_ENV: &str = "WEFT_STALL_AT";
+
+/// The cluster watcher reads no NetworkDB event.
+pub const STALL_WATCHER: &str = "watcher";
+
+/// The file whose existence stalls `point`, if `WEFT_STALL_AT` names it.
+#[cfg(feature = "crash-points")]
+pub fn stall_file(point: &str) -> Option<std::path::PathBuf> {
+    let value = std::env::var(STALL_AT_ENV).ok()?;
+    let (name, path) = value.split_once(':')?;
+    (name == point && !path.is_empty()).then(|| path.into())
+}
+
+/// Stall points are compiled out without the `crash-points` feature.
+#[cfg(not(feature = "crash-points"))]
+#[inline(always)]
+pub fn stall_file(_point: &str) -> Option<std::path::PathBuf> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
