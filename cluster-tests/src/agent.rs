@@ -231,6 +231,10 @@ impl Agent {
             .arg(&self.netns_prefix)
             .args(&self.options.args)
             .env("WEFT_LOG_LEVEL", "info")
+            // Names the embedded DNS does not know go to an address of the test's own
+            // underlay where nothing answers, never to this machine's resolvers; a test
+            // that needs an upstream gives --dns.
+            .env("WEFT_DNS", "198.18.0.254")
             .env_remove("WEFT_CRASH_AT")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -9,6 +9,7 @@
 mod agent;
 pub mod bench;
 pub mod cluster;
+pub mod dns;
 
 pub use agent::{Agent, AgentOptions, CliOutput, aborted};
 pub use cluster::{Cluster, ClusterOptions, Topology, assert_clean};

@@ -107,12 +107,33 @@ pub struct AgentSettings {
     /// ("off" disables).
     #[arg(long, env = "WEFT_REPAIR_INTERVAL")]
     pub repair_interval: Option<String>,
+    /// Upstream DNS server for names the embedded DNS does not know; repeat for up to 3
+    /// (default: the nameservers of the host's /etc/resolv.conf).
+    #[arg(long, env = "WEFT_DNS", value_delimiter = ',')]
+    #[serde(default)]
+    pub dns: Vec<IpAddr>,
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
     #[arg(long, env = "WEFT_LOG_LEVEL")]
     pub log_level: Option<String>,
     /// Log format.
     #[arg(long, env = "WEFT_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+}
+
+/// Upstream DNS servers: the flags', else the file's; at most 3 (a resolver tries them
+/// in order, 4 s each, and a client gives up after about 5 s).
+fn pick_dns(cli: Vec<IpAddr>, file: Vec<IpAddr>) -> anyhow::Result<Vec<IpAddr>> {
+    let dns = if cli.is_empty() { file } else { cli };
+    if dns.len() > 3 {
+        anyhow::bail!("--dns: at most 3 upstream servers, got {}", dns.len());
+    }
+    if let Some(bad) = dns
+        .iter()
+        .find(|ip| ip.is_unspecified() || ip.is_multicast())
+    {
+        anyhow::bail!("--dns {bad}: not a unicast address");
+    }
+    Ok(dns)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -152,7 +173,9 @@ impl Resolved {
             .or(file.netns_prefix)
             .unwrap_or_else(|| DEFAULT_NETNS_PREFIX.to_owned());
         validate_prefix(&netns_prefix)?;
+        let dns = pick_dns(cli.dns, file.dns)?;
         let agent = AgentConfig {
+            dns,
             data_dir: cli
                 .data_dir
                 .or(file.data_dir)

@@ -4,6 +4,7 @@
 
 use crate::config::{AgentConfig, ClusterSettings};
 use crate::manager::Manager;
+use crate::names::{AgentNames, ServiceLb, Upstream};
 use crate::plane::{AgentPlane, Allocator};
 use crate::watcher::ClusterWatcher;
 use crate::{AgentError, join, membership, server};
@@ -53,10 +54,21 @@ pub async fn run(
     });
     let cluster_plane: Arc<dyn weft_controller::ClusterPlane> = plane.clone();
     let tables: Vec<String> = drivers.iter().flat_map(|d| d.watched_tables()).collect();
+    let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let upstream = Upstream::from_host(config.dns.clone(), &host_resolv_conf);
+    if upstream.servers.is_empty() {
+        tracing::warn!(
+            "no upstream dns server (--dns, or the host's resolv.conf): names the embedded dns does not know get SERVFAIL"
+        );
+    }
+    let names = ServiceLb::start(config.node_name.clone(), &netdb, upstream).await?;
     let controller_config = ControllerConfig {
         ipam: config.ipam.clone(),
         netns_prefix: config.netns_prefix.clone(),
         cluster: cluster_plane,
+        names: Arc::new(AgentNames {
+            names: names.clone(),
+        }),
     };
     let core = Core::open(controller_config, store, drivers, kernel)
         .await
@@ -76,6 +88,7 @@ pub async fn run(
         netdb: netdb.clone(),
         events,
         watcher,
+        names,
         node_name: config.node_name.clone(),
     };
     if let Some(addr) = config.cluster.diagnostic {

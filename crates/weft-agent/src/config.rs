@@ -1,7 +1,7 @@
 //! The agent's settled configuration: what the binary resolved from flags, environment and
 //! file, checked, with defaults filled in. Nothing here reads a flag or a file.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 use weft_ipam::IpamConfig;
@@ -26,6 +26,8 @@ pub struct AgentConfig {
     pub ipam: IpamConfig,
     /// Where and how this node gossips.
     pub cluster: ClusterSettings,
+    /// Upstream servers of the embedded DNS; empty: the host's resolv.conf nameservers.
+    pub dns: Vec<IpAddr>,
 }
 
 /// Where and how this node gossips.

@@ -40,6 +40,9 @@ pub struct Stats {
     pub stores: Vec<crate::stores::StoreStats>,
     /// The driver-event router: delivered, waiting and coalesced events, repairs.
     pub driver_events: weft_controller::events::EventStats,
+    /// The embedded DNS: records known here and each resolver's counters; `None` while
+    /// its actor is busy.
+    pub names: Option<crate::names::NamesState>,
     /// The cluster watcher's counters; `None` while it waits for a busy driver router
     /// longer than [`WATCHER_PATIENCE`].
     pub watcher: Option<WatcherStats>,
@@ -62,6 +65,7 @@ pub async fn stats(
     netdb: &Addr<NetworkDb>,
     events: &Addr<DriverEvents>,
     watcher: &Addr<ClusterWatcher>,
+    names: &Addr<crate::names::ServiceLb>,
 ) -> Result<Stats, Error> {
     let driver_events = events
         .send(weft_controller::events::Stats)
@@ -73,6 +77,10 @@ pub async fn stats(
         stores: crate::stores::health().await,
         driver_events,
         watcher: watcher_stats(watcher).await,
+        names: tokio::time::timeout(WATCHER_PATIENCE, names.send(crate::names::Observe))
+            .await
+            .ok()
+            .and_then(Result::ok),
     })
 }
 
@@ -135,9 +143,26 @@ pub async fn table(
         .map(|(key, owner, value)| TableEntryInfo {
             key,
             owner,
-            value: String::from_utf8(value.clone()).unwrap_or_else(|_| hex::encode(&value)),
+            value: decoded(table, &value),
         })
         .collect())
+}
+
+/// A value as an operator reads it: decoded where the table is weft's, else its text or hex.
+fn decoded(table: &str, value: &[u8]) -> String {
+    let json = match Table::from_name(table) {
+        Some(Table::Endpoints) => weft_types::gossip::NameRecord::decode(value)
+            .ok()
+            .and_then(|r| serde_json::to_string(&r).ok()),
+        Some(Table::OverlayPeers) => weft_types::gossip::PeerRecord::decode(value).ok().map(|p| {
+            format!(
+                "{{\"ip\":\"{}\",\"mac\":\"{}\",\"vtep\":\"{}\"}}",
+                p.ip, p.mac, p.vtep
+            )
+        }),
+        _ => None,
+    };
+    json.unwrap_or_else(|| String::from_utf8(value.to_vec()).unwrap_or_else(|_| hex::encode(value)))
 }
 
 async fn walk(

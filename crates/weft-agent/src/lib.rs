@@ -6,6 +6,8 @@
 //!   network definitions it publishes.
 //! - [`plane`]: what the controller asks of the cluster ([`plane::AgentPlane`]);
 //!   [`watcher`] and [`change`]: what the cluster tells the controller and the drivers.
+//! - [`names`]: the embedded DNS: every name this host's sandboxes may ask for, and a
+//!   resolver in each sandbox on a network with names.
 //! - [`server`], [`serve`], [`diag`], [`stores`]: the local API, its HTTP serving limits,
 //!   diagnostics and metrics, the stores' health.
 //! - [`agent`]: the composition root, [`run`].
@@ -19,6 +21,7 @@ pub mod error;
 pub mod join;
 pub mod manager;
 pub mod membership;
+pub mod names;
 pub mod plane;
 pub mod serve;
 pub mod server;

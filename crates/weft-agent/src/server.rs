@@ -26,6 +26,8 @@ pub struct Actors {
     pub netdb: Addr<NetworkDb>,
     pub events: Addr<DriverEvents>,
     pub watcher: Addr<ClusterWatcher>,
+    /// The embedded DNS (ServiceLb): its records and resolvers' counters.
+    pub names: Addr<crate::names::ServiceLb>,
     pub node_name: String,
 }
 
@@ -35,6 +37,7 @@ struct Api {
     netdb: Addr<NetworkDb>,
     events: Addr<DriverEvents>,
     watcher: Addr<ClusterWatcher>,
+    names: Addr<crate::names::ServiceLb>,
     node_name: String,
     data_dir: std::path::PathBuf,
 }
@@ -46,6 +49,7 @@ impl Api {
             netdb: actors.netdb.clone(),
             events: actors.events.clone(),
             watcher: actors.watcher.clone(),
+            names: actors.names.clone(),
             node_name: actors.node_name.clone(),
             data_dir,
         }
@@ -252,7 +256,7 @@ async fn table(
 }
 
 async fn stats(State(api): State<Api>) -> ApiResult {
-    json(diag::stats(&api.netdb, &api.events, &api.watcher).await)
+    json(diag::stats(&api.netdb, &api.events, &api.watcher, &api.names).await)
 }
 
 async fn metrics(State(api): State<Api>) -> ApiResult {

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod core;
 pub mod crash;
 pub mod events;
+pub mod names;
 
 pub use actor::{
     AdoptNetwork, Controller, CreateEndpoint, CreateNetwork, CreateSandbox, DeleteEndpoint,
@@ -21,3 +22,4 @@ pub use actor::{
 };
 pub use cluster::{ClusterPlane, Standalone};
 pub use core::{ControllerConfig, ControllerSnapshot, Core};
+pub use names::{NamePlane, NoNames, SandboxNames};

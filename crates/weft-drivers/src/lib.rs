@@ -312,6 +312,12 @@ pub trait Driver: Send + Sync + fmt::Debug {
 
     fn capability(&self) -> Capability;
 
+    /// Whether the driver's networks have names: their sandboxes get the embedded DNS and
+    /// their endpoints' names answer there (Docker's user-defined networks).
+    fn answers_names(&self) -> bool {
+        false
+    }
+
     /// Refuses a network the driver cannot realise, before anything is allocated for it
     /// (subnets, a manager's id and VNIs) or published: options, subnets asked for, IPv6.
     /// Also called with a complete definition ([`NetworkRequest::from_record`]) before one

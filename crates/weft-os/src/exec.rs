@@ -37,12 +37,56 @@ pub fn command(spec: &CommandSpec) -> Command {
 /// Spawns `cmd` inside the namespace at `ns` (the current one when `None`). Blocking; for
 /// synchronous callers such as the CLI.
 pub fn spawn_in_netns_blocking(ns: Option<PathBuf>, mut cmd: Command) -> io::Result<Child> {
+    bind_netns_etc(ns.as_deref(), &mut cmd)?;
     nsthread::in_netns_blocking(ns, move || cmd.spawn())
 }
 
 /// Spawns `cmd` inside the namespace at `ns` (the current one when `None`).
 pub async fn spawn_in_netns(ns: Option<PathBuf>, mut cmd: Command) -> io::Result<Child> {
+    bind_netns_etc(ns.as_deref(), &mut cmd)?;
     nsthread::in_netns(ns, move || cmd.spawn()).await
+}
+
+/// When the namespace has a `/etc/netns/NAME/resolv.conf` (the embedded DNS's), the child
+/// sees it as `/etc/resolv.conf`, in a mount namespace of its own, as `ip netns exec` does.
+fn bind_netns_etc(ns: Option<&std::path::Path>, cmd: &mut Command) -> io::Result<()> {
+    use nix::mount::{MsFlags, mount};
+    use std::os::unix::process::CommandExt;
+    let Some(file) = ns
+        .and_then(crate::resolver::etc_dir)
+        .map(|dir| dir.join("resolv.conf"))
+        .filter(|f| f.is_file())
+    else {
+        return Ok(());
+    };
+    let source = std::ffi::CString::new(file.into_os_string().into_encoded_bytes())
+        .map_err(io::Error::other)?;
+    let hook = move || -> io::Result<()> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+        // Slave: the host's later mounts still reach the child, its own never leak back.
+        let root = c"/";
+        mount(
+            None::<&std::ffi::CStr>,
+            root,
+            None::<&std::ffi::CStr>,
+            MsFlags::MS_REC | MsFlags::MS_SLAVE,
+            None::<&std::ffi::CStr>,
+        )?;
+        mount(
+            Some(source.as_c_str()),
+            c"/etc/resolv.conf",
+            None::<&std::ffi::CStr>,
+            MsFlags::MS_BIND,
+            None::<&std::ffi::CStr>,
+        )?;
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child before exec and only makes the unshare and
+    // mount system calls on memory prepared before the fork: no allocation, no locks.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+    Ok(())
 }
 
 /// Kills every process whose network namespace is the one bound at `ns_path`, then

@@ -27,6 +27,7 @@ pub mod nft;
 pub mod nsthread;
 pub mod ops;
 pub mod real;
+pub mod resolver;
 pub mod sysctl;
 
 pub use error::{Error, NetlinkError, NftError, Result};

@@ -212,11 +212,10 @@ impl Core {
         crash::point(crash::JOIN_DRIVER);
         // Published only once the join succeeded (libnetwork's AddTableEntry); a crash
         // before the next commit loses nothing: NetworkDB is not persisted.
-        if !joined.table_entries.is_empty()
-            && let Err(e) = self
-                .cluster
-                .publish(&network.id, &joined.table_entries)
-                .await
+        let mut entries = joined.table_entries;
+        entries.extend(self.name_entry(&network, &endpoint));
+        if !entries.is_empty()
+            && let Err(e) = self.cluster.publish(&network.id, &entries).await
         {
             self.undo_join(&network, endpoint).await;
             return Err(e.context("cannot publish the endpoint"));
@@ -227,6 +226,7 @@ impl Core {
             return Err(e);
         }
         crash::point(crash::JOIN_DONE);
+        self.report_names(&sandbox.id);
         info!(endpoint = %endpoint.name, sandbox = %sandbox.name, network = %network.name, "joined");
         Ok(())
     }
@@ -273,6 +273,7 @@ impl Core {
         endpoint.interface = None;
         self.save(endpoint.clone()).await?;
         crash::point(crash::LEAVE_DONE);
+        self.report_names(&sandbox);
         info!(endpoint = %endpoint.name, sandbox = %sandbox.short(), "left");
         Ok(())
     }

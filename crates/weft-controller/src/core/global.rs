@@ -178,6 +178,11 @@ impl Core {
                 warn!(endpoint = %endpoint.name, error = %e, "cannot publish the endpoint's entries again");
             }
         }
+        // The resolvers of this host's sandboxes started empty with the agent.
+        let sandboxes: Vec<_> = self.sandboxes.keys().cloned().collect();
+        for sandbox in &sandboxes {
+            self.report_names(sandbox);
+        }
     }
 
     /// Publishes what the endpoint's driver wants known about it.
@@ -185,9 +190,10 @@ impl Core {
         let Some(network) = self.networks.get(&endpoint.network) else {
             return Ok(());
         };
-        let entries = self
+        let mut entries = self
             .driver_for(&network.record)?
             .published_entries(&network.record, endpoint);
+        entries.extend(self.name_entry(&network.record, endpoint));
         if entries.is_empty() {
             return Ok(());
         }
@@ -200,10 +206,11 @@ impl Core {
         let Some(network) = self.networks.get(&endpoint.network) else {
             return;
         };
-        let entries = match self.driver_for(&network.record) {
+        let mut entries = match self.driver_for(&network.record) {
             Ok(d) => d.published_entries(&network.record, endpoint),
             Err(_) => return,
         };
+        entries.extend(self.name_entry(&network.record, endpoint));
         if entries.is_empty() {
             return;
         }

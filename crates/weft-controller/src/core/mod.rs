@@ -14,12 +14,14 @@ mod endpoint;
 mod global;
 mod host;
 mod info;
+mod names;
 mod network;
 mod recovery;
 mod resolve;
 mod sandbox;
 
 use crate::cluster::{ClusterPlane, Standalone};
+use crate::names::{NamePlane, NoNames};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub struct ControllerConfig {
     pub netns_prefix: String,
     /// The cluster: the manager's allocator, NetworkDB, driver events.
     pub cluster: Arc<dyn ClusterPlane>,
+    /// The embedded DNS: told which sandboxes are on which networks with names.
+    pub names: Arc<dyn NamePlane>,
 }
 
 impl Default for ControllerConfig {
@@ -51,6 +55,7 @@ impl Default for ControllerConfig {
             ipam: IpamConfig::default(),
             netns_prefix: "weft-".to_owned(),
             cluster: Arc::new(Standalone),
+            names: Arc::new(NoNames),
         }
     }
 }
@@ -79,6 +84,7 @@ pub struct Core {
     drivers: DriverRegistry,
     kernel: Arc<dyn Kernel>,
     cluster: Arc<dyn ClusterPlane>,
+    names: Arc<dyn NamePlane>,
     netns_prefix: String,
     networks: BTreeMap<NetworkId, Stored<NetworkRecord>>,
     endpoints: BTreeMap<EndpointId, Stored<EndpointRecord>>,
@@ -135,6 +141,7 @@ impl Core {
             drivers,
             kernel,
             cluster: config.cluster,
+            names: config.names,
             netns_prefix: config.netns_prefix,
             networks: BTreeMap::new(),
             endpoints: BTreeMap::new(),

@@ -126,6 +126,7 @@ impl Core {
         for endpoint in owned {
             self.delete_endpoint_record(endpoint, true).await?;
         }
+        self.names.sandbox_gone(&sandbox.id);
         self.remove_netns(&netns).await?;
         self.erase::<SandboxRecord>(&sandbox.id).await?;
         crash::point(crash::SANDBOX_DELETE_DONE);

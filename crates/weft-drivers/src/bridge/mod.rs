@@ -140,6 +140,10 @@ impl Driver for BridgeDriver {
         &self.name
     }
 
+    fn answers_names(&self) -> bool {
+        true
+    }
+
     fn capability(&self) -> Capability {
         Capability::LOCAL
     }

@@ -270,6 +270,10 @@ impl Driver for OverlayDriver {
         &self.name
     }
 
+    fn answers_names(&self) -> bool {
+        true
+    }
+
     fn capability(&self) -> Capability {
         Capability {
             scope: Scope::Global,

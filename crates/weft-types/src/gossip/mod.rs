@@ -3,10 +3,12 @@
 //! readers in every crate name tables and decode values through this module only, so a new
 //! table is a variant of [`Table`] and a codec here, not an edit in each crate.
 
+mod names;
 mod network;
 mod node;
 mod peer;
 
+pub use names::{MAX_ALIASES, NAME_SCHEMA, NameError, NameRecord};
 pub use network::{decode_network, encode_network};
 pub use node::NodeRecord;
 pub use peer::{PEER_SCHEMA, PeerError, PeerRecord};
@@ -31,11 +33,19 @@ pub enum Table {
     Networks,
     /// Endpoint id -> [`PeerRecord`]: where an overlay endpoint lives, written by its host.
     OverlayPeers,
+    /// Endpoint id -> [`NameRecord`]: the names a joined endpoint answers to in DNS, written
+    /// by its host (libnetwork's name for its service records).
+    Endpoints,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 3] = [Table::Nodes, Table::Networks, Table::OverlayPeers];
+    pub const ALL: [Table; 4] = [
+        Table::Nodes,
+        Table::Networks,
+        Table::OverlayPeers,
+        Table::Endpoints,
+    ];
 
     /// The table's name on the wire (libnetwork's for the overlay's peers).
     pub const fn name(self) -> &'static str {
@@ -43,6 +53,7 @@ impl Table {
             Table::Nodes => "nodes",
             Table::Networks => "networks",
             Table::OverlayPeers => "overlay_peer_table",
+            Table::Endpoints => "endpoint_table",
         }
     }
 
@@ -50,7 +61,7 @@ impl Table {
     pub const fn scope(self) -> TableScope {
         match self {
             Table::Nodes | Table::Networks => TableScope::Cluster,
-            Table::OverlayPeers => TableScope::Network,
+            Table::OverlayPeers | Table::Endpoints => TableScope::Network,
         }
     }
 
