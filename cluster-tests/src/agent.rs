@@ -395,7 +395,7 @@ pub fn aborted(status: &ExitStatus) -> bool {
     status.signal() == Some(Signal::SIGABRT as i32)
 }
 
-fn cli_at(socket: &Path, args: &[&str]) -> CliOutput {
+pub fn cli_at(socket: &Path, args: &[&str]) -> CliOutput {
     let out = Command::new(weft_bin())
         .arg("--host")
         .arg(format!("unix://{}", socket.display()))

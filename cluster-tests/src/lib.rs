@@ -11,7 +11,7 @@ pub mod bench;
 pub mod cluster;
 pub mod dns;
 
-pub use agent::{Agent, AgentOptions, CliOutput, aborted};
+pub use agent::{Agent, AgentOptions, CliOutput, aborted, cli_at};
 pub use cluster::{Cluster, ClusterOptions, Topology, assert_clean};
 
 use std::path::PathBuf;

@@ -42,6 +42,9 @@ enum Command {
     /// Manage sandboxes.
     #[command(subcommand)]
     Sandbox(cmd::sandbox::SandboxCmd),
+    /// Manage services: a name with a VIP per network, load-balanced over its backends.
+    #[command(subcommand)]
+    Service(cmd::service::ServiceCmd),
     /// The cluster: join tokens.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCmd),
@@ -103,6 +106,7 @@ fn run_client(command: Command, host: &str, format: Format) -> Result<(), CallEr
     runtime.block_on(async {
         match command {
             Command::Network(c) => cmd::network::run(c, &ctx).await,
+            Command::Service(c) => cmd::service::run(c, &ctx).await,
             Command::Endpoint(c) => cmd::endpoint::run(c, &ctx).await,
             Command::Sandbox(c) => cmd::sandbox::run(c, &ctx).await,
             Command::Cluster(c) => cmd::cluster::run(c, &ctx).await,

@@ -61,7 +61,8 @@ pub async fn run(
             "no upstream dns server (--dns, or the host's resolv.conf): names the embedded dns does not know get SERVFAIL"
         );
     }
-    let names = ServiceLb::start(config.node_name.clone(), &netdb, upstream).await?;
+    let names =
+        ServiceLb::start(config.node_name.clone(), &netdb, kernel.clone(), upstream).await?;
     let controller_config = ControllerConfig {
         ipam: config.ipam.clone(),
         netns_prefix: config.netns_prefix.clone(),

@@ -40,7 +40,7 @@ pub enum Ignored {
     NodeUpdated,
     /// A node record without a data-path address: nothing to discover.
     NoDataPath,
-    /// A table another actor reads (the names of `endpoint_table` are the embedded DNS's).
+    /// A table another actor reads (`endpoint_table` and `services` are the ServiceLb's).
     NotForDrivers,
 }
 
@@ -83,7 +83,7 @@ pub fn table_change(event: &TableEvent, local_node: &str, members: &Members) -> 
     match Table::from_name(event.key.table.as_str()) {
         Some(Table::Networks) => network_change(event, key, members),
         Some(Table::Nodes) => node_change(event, key),
-        Some(Table::Endpoints) => Change::Ignore(Ignored::NotForDrivers),
+        Some(Table::Endpoints | Table::Services) => Change::Ignore(Ignored::NotForDrivers),
         // Driver tables: the overlay's and any a driver declares.
         Some(Table::OverlayPeers) | None => driver_change(event, local_node),
     }

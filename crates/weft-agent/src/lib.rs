@@ -25,6 +25,7 @@ pub mod names;
 pub mod plane;
 pub mod serve;
 pub mod server;
+mod service_api;
 pub mod stores;
 pub mod watcher;
 

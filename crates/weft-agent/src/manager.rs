@@ -1,6 +1,6 @@
 //! The manager role: the cluster allocator ([`ManagerService`]) answering nodes over RPC,
-//! and the global network definitions it publishes in the `networks` table of the
-//! cluster network, from which every node adopts them.
+//! and the definitions it publishes in the cluster network, from which every node adopts
+//! them: global networks in the `networks` table, services in the `services` table.
 //!
 //! The allocator's store is its own sled database (`<data-dir>/manager`), apart from the
 //! controller's: the two have different owners and lifetimes.
@@ -18,8 +18,8 @@ use weft_manager::{
 };
 use weft_netdb::{CreateEntry, DeleteEntry, NetworkDb, Observe, TableKey, UpdateEntry, WalkTable};
 use weft_rpc::{RpcHandler, rpc_handler};
-use weft_types::gossip::{Table, encode_network};
-use weft_types::{Error, NetworkId, NetworkRecord};
+use weft_types::gossip::{Table, encode_network, encode_service};
+use weft_types::{Error, Name, NetworkId, NetworkRecord, ServiceRecord};
 
 const STORE_DIR: &str = "manager";
 /// How often the definitions are published again, healing a publish that failed.
@@ -76,7 +76,7 @@ impl Manager {
     }
 
     /// Answers one request: the allocator's change is stored before the answer, and a
-    /// network's definition is published before its creator hears of it.
+    /// network's or service's definition is published before its creator hears of it.
     pub async fn handle(&self, request: ManagerRequest) -> ManagerReply {
         let service = self.service.clone();
         let reply = tokio::task::spawn_blocking(move || service.handle(request))
@@ -85,6 +85,8 @@ impl Manager {
         match &reply {
             Ok(ManagerResponse::Network(record)) => self.publish(record).await,
             Ok(ManagerResponse::Deleted(id)) => self.unpublish(id).await,
+            Ok(ManagerResponse::Service(record)) => self.publish_service(record).await,
+            Ok(ManagerResponse::ServiceDeleted(name)) => self.unpublish_service(name).await,
             _ => {}
         }
         reply
@@ -151,43 +153,38 @@ impl Manager {
 
     async fn publish_all(&self) {
         let service = self.service.clone();
-        let records = match tokio::task::spawn_blocking(move || service.networks()).await {
-            Ok(records) => records,
+        let listed =
+            tokio::task::spawn_blocking(move || (service.networks(), service.services())).await;
+        let (networks, services) = match listed {
+            Ok(listed) => listed,
             Err(e) => {
-                warn!(error = %e, "cannot list the allocator's networks");
+                warn!(error = %e, "cannot list the allocator's definitions");
                 return;
             }
         };
         // Periodic and usually a no-op: not worth an info line every 30 s.
-        if !records.is_empty() {
+        if !networks.is_empty() || !services.is_empty() {
             debug!(
-                networks = records.len(),
-                "publishing global network definitions"
+                networks = networks.len(),
+                services = services.len(),
+                "publishing global network and service definitions"
             );
         }
-        for record in &records {
+        // Networks before the services defined on them, the order they were created in.
+        for record in &networks {
             self.publish(record).await;
+        }
+        for record in &services {
+            self.publish_service(record).await;
         }
     }
 
-    /// Writes (or rewrites) a definition; failures are logged, the next round retries.
+    /// Writes (or rewrites) a network's definition; failures are logged, the next round
+    /// retries.
     async fn publish(&self, record: &NetworkRecord) {
         let result = async {
             let key = definition_key(&record.id)?;
-            let value = encode_network(record);
-            let existing = self
-                .netdb
-                .send(weft_netdb::GetEntry { key: key.clone() })
-                .await
-                .map_err(|e| e.to_string())?;
-            let written = match existing {
-                Some(entry) if *entry.value == *value.as_slice() => return Ok(()),
-                Some(_) => self.netdb.send(UpdateEntry { key, value }).await,
-                None => self.netdb.send(CreateEntry { key, value }).await,
-            };
-            written
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
+            self.write_entry(key, encode_network(record)).await
         }
         .await;
         if let Err(e) = result {
@@ -196,22 +193,67 @@ impl Manager {
     }
 
     async fn unpublish(&self, id: &NetworkId) {
-        let result = async {
-            let key = definition_key(id)?;
-            let deleted = self.netdb.send(DeleteEntry { key }).await;
-            deleted
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-        }
-        .await;
+        let result = async { self.delete_entry(definition_key(id)?).await }.await;
         if let Err(e) = result {
             warn!(network = %id.short(), error = %e, "cannot withdraw the network's definition");
         }
+    }
+
+    /// Writes (or rewrites) a service's definition; failures are logged, the next round
+    /// retries.
+    async fn publish_service(&self, record: &ServiceRecord) {
+        let result = async {
+            let key = service_key(&record.name)?;
+            self.write_entry(key, encode_service(record)).await
+        }
+        .await;
+        if let Err(e) = result {
+            warn!(service = %record.name, error = %e, "cannot publish the service's definition");
+        }
+    }
+
+    async fn unpublish_service(&self, name: &Name) {
+        let result = async { self.delete_entry(service_key(name)?).await }.await;
+        if let Err(e) = result {
+            warn!(service = %name, error = %e, "cannot withdraw the service's definition");
+        }
+    }
+
+    /// Creates or updates the entry at `key`, leaving it alone when it holds `value`
+    /// already (the periodic republish then gossips nothing).
+    async fn write_entry(&self, key: TableKey, value: Vec<u8>) -> Result<(), String> {
+        let existing = self
+            .netdb
+            .send(weft_netdb::GetEntry { key: key.clone() })
+            .await
+            .map_err(|e| e.to_string())?;
+        let written = match existing {
+            Some(entry) if *entry.value == *value.as_slice() => return Ok(()),
+            Some(_) => self.netdb.send(UpdateEntry { key, value }).await,
+            None => self.netdb.send(CreateEntry { key, value }).await,
+        };
+        written
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    async fn delete_entry(&self, key: TableKey) -> Result<(), String> {
+        self.netdb
+            .send(DeleteEntry { key })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 }
 
 fn definition_key(id: &NetworkId) -> Result<TableKey, String> {
     TableKey::new(Table::Networks.name(), NetworkId::cluster(), id.as_str())
+        .map_err(|e| e.to_string())
+}
+
+/// Where a service's definition lives: keyed by its name, in the cluster network.
+fn service_key(name: &Name) -> Result<TableKey, String> {
+    TableKey::new(Table::Services.name(), NetworkId::cluster(), name.as_str())
         .map_err(|e| e.to_string())
 }
 
@@ -271,5 +313,22 @@ mod tests {
             weft_rpc::decode::<ManagerReply>(&encode_reply(&small)).unwrap(),
             small
         );
+    }
+
+    #[test]
+    fn a_service_definition_is_keyed_by_its_name_in_the_cluster_services_table() {
+        let record = ServiceRecord {
+            name: "web".parse().unwrap(),
+            mode: weft_types::ServiceMode::Vip,
+            networks: vec![weft_types::ServiceNetwork {
+                network: NetworkId::random(),
+                vip: Some("198.19.0.2".parse().unwrap()),
+            }],
+        };
+        let key = service_key(&record.name).unwrap();
+        assert_eq!(key.table.as_str(), "services");
+        assert_eq!(key.network, NetworkId::cluster());
+        let decoded = weft_types::gossip::decode_service(&key.key, &encode_service(&record));
+        assert_eq!(decoded.unwrap(), record);
     }
 }

@@ -23,10 +23,15 @@ use weft_controller::events::{self, DriverEvents};
 use weft_controller::{AdoptNetwork, ClusterPlane, Controller, ForgetNetwork};
 use weft_drivers::{Driver, TableEntry};
 use weft_manager::{ManagerReply, ManagerRequest, ManagerResponse, NetworkMeta};
-use weft_netdb::{CreateEntry, DeleteEntry, NetDbError, NetworkDb, TableKey, UpdateEntry};
+use weft_netdb::{
+    CreateEntry, DeleteEntry, GetEntry, NetDbError, NetworkDb, TableKey, UpdateEntry,
+};
 use weft_rpc::RpcClient;
 use weft_types::api::SubnetRequest;
-use weft_types::{EndpointId, Error, ErrorKind, Name, NetworkId, NetworkRecord};
+use weft_types::gossip::{Table, decode_service};
+use weft_types::{
+    EndpointId, Error, ErrorKind, Name, NetworkId, NetworkRecord, ServiceMode, ServiceRecord,
+};
 
 /// How long one request to a manager may take.
 const MANAGER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -153,6 +158,49 @@ impl ClusterPlane for AgentPlane {
                 "the manager answered Networks with something else",
             )),
         }
+    }
+
+    async fn create_service(
+        &self,
+        name: &Name,
+        mode: ServiceMode,
+        networks: &[NetworkId],
+    ) -> Result<ServiceRecord, Error> {
+        let request = ManagerRequest::CreateService {
+            name: name.clone(),
+            mode,
+            networks: networks.to_vec(),
+        };
+        match self.allocator.ask(request).await? {
+            ManagerResponse::Service(record) => Ok(record),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn delete_service(&self, name: &Name) -> Result<(), Error> {
+        let request = ManagerRequest::DeleteService { name: name.clone() };
+        match self.allocator.ask(request).await? {
+            ManagerResponse::ServiceDeleted(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn services(&self) -> Result<Vec<ServiceRecord>, Error> {
+        match self.allocator.ask(ManagerRequest::Services).await? {
+            ManagerResponse::Services(records) => Ok(records),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn service(&self, name: &Name) -> Result<Option<ServiceRecord>, Error> {
+        // Gossip first: it answers while no manager does.
+        if let Ok(key) = TableKey::new(Table::Services.name(), NetworkId::cluster(), name.as_str())
+            && let Ok(Some(entry)) = self.netdb.send(GetEntry { key }).await
+            && let Ok(record) = decode_service(name.as_str(), &entry.value)
+        {
+            return Ok(Some(record));
+        }
+        Ok(self.services().await?.into_iter().find(|s| &s.name == name))
     }
 
     async fn create_network(

@@ -32,12 +32,12 @@ pub struct Actors {
 }
 
 #[derive(Clone)]
-struct Api {
+pub(crate) struct Api {
     controller: Addr<Controller>,
     netdb: Addr<NetworkDb>,
     events: Addr<DriverEvents>,
     watcher: Addr<ClusterWatcher>,
-    names: Addr<crate::names::ServiceLb>,
+    pub(crate) names: Addr<crate::names::ServiceLb>,
     node_name: String,
     data_dir: std::path::PathBuf,
 }
@@ -89,6 +89,7 @@ pub fn router(actors: &Actors, data_dir: std::path::PathBuf) -> Router {
         .route("/cluster/token/{role}", get(cluster_token))
         .route("/keys", get(list_keys))
         .route("/nodes/{node}", get(inspect_node))
+        .merge(crate::service_api::routes())
         .merge(diag_routes())
         .method_not_allowed_fallback(|| async {
             ApiError(Error::invalid("method not allowed on this path".to_owned()))
@@ -140,7 +141,7 @@ async fn ready() -> Response {
 }
 
 /// An error answered as JSON with the status its kind maps to.
-struct ApiError(Error);
+pub(crate) struct ApiError(pub(crate) Error);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -150,7 +151,23 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
+
+/// Sends `msg` to the controller; its answer.
+pub(crate) async fn ask_controller<M, T>(api: &Api, msg: M) -> Result<T, ApiError>
+where
+    M: Message<Result = Result<T, Error>> + Send + 'static,
+    T: Send + 'static,
+    Controller: Handler<M>,
+{
+    match api.controller.send(msg).await {
+        Ok(result) => result.map_err(ApiError),
+        Err(e) => Err(ApiError(Error::new(
+            ErrorKind::Unavailable,
+            format!("controller is not running: {e}"),
+        ))),
+    }
+}
 
 /// Sends `msg` to the controller and answers with its result as JSON.
 async fn ask<M, T>(api: &Api, msg: M, status: StatusCode) -> ApiResult
@@ -169,7 +186,7 @@ where
     }
 }
 
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError(Error::invalid(format!("invalid request body: {e}"))))
 }

@@ -14,7 +14,7 @@ use weft_types::api::{
     CreateEndpointRequest, CreateNetworkRequest, CreateSandboxRequest, EndpointInfo, NetworkInfo,
     ProcessInfo, SandboxInfo, StartProcessRequest,
 };
-use weft_types::{Error, NetworkId, NetworkRecord};
+use weft_types::{Error, Name, NetworkId, NetworkRecord, ServiceMode, ServiceRecord};
 
 /// The controller actor.
 #[derive(Debug)]
@@ -168,6 +168,22 @@ mutation!(
     /// Removes a global network a manager deleted.
     ForgetNetwork { network: NetworkId } -> (),
     |core, m| core.forget_network(&m.network)
+);
+
+mutation!(
+    /// Defines a service on global networks.
+    CreateService { name: Name, mode: ServiceMode, networks: Vec<String> } -> ServiceRecord,
+    |core, m| core.create_service(&m.name, m.mode, &m.networks)
+);
+mutation!(
+    /// Removes a service.
+    DeleteService { name: Name } -> (),
+    |core, m| core.delete_service(&m.name)
+);
+mutation!(
+    /// Every service of the cluster (asks a manager, so it waits its turn).
+    ListServices {} -> Vec<ServiceRecord>,
+    |core, _m| core.list_services()
 );
 
 /// Declares a read-only message answered from the core in place.

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use weft_drivers::{Driver, TableEntry};
 use weft_manager::NetworkMeta;
 use weft_types::api::SubnetRequest;
-use weft_types::{EndpointId, Error, ErrorKind, Name, NetworkId, NetworkRecord};
+use weft_types::{
+    EndpointId, Error, ErrorKind, Name, NetworkId, NetworkRecord, ServiceMode, ServiceRecord,
+};
 
 /// The controller's view of the cluster.
 #[async_trait]
@@ -60,6 +62,33 @@ pub trait ClusterPlane: Send + Sync + fmt::Debug {
     /// Every global network a manager has: for a reference this node does not know yet
     /// (read your writes across hosts, before gossip brings the definition).
     async fn global_networks(&self) -> Result<Vec<NetworkRecord>, Error>;
+
+    /// Asks a manager to define a service on global networks (one VIP per network in vip
+    /// mode); returns its definition. Asking again with the same definition succeeds.
+    async fn create_service(
+        &self,
+        _name: &Name,
+        _mode: ServiceMode,
+        _networks: &[NetworkId],
+    ) -> Result<ServiceRecord, Error> {
+        Err(no_cluster())
+    }
+
+    /// Asks a manager to remove a service and release its VIPs.
+    async fn delete_service(&self, _name: &Name) -> Result<(), Error> {
+        Err(no_cluster())
+    }
+
+    /// Every service a manager has.
+    async fn services(&self) -> Result<Vec<ServiceRecord>, Error> {
+        Ok(Vec::new())
+    }
+
+    /// The service called `name`: the definition gossip brought, else a manager's (read
+    /// your writes across hosts); `None` when no manager knows it.
+    async fn service(&self, name: &Name) -> Result<Option<ServiceRecord>, Error> {
+        Ok(self.services().await?.into_iter().find(|s| &s.name == name))
+    }
 
     /// The network now exists here: its driver starts receiving the events of the tables
     /// it declares, beginning with those that arrived before.

@@ -15,10 +15,10 @@ pub mod events;
 pub mod names;
 
 pub use actor::{
-    AdoptNetwork, Controller, CreateEndpoint, CreateNetwork, CreateSandbox, DeleteEndpoint,
-    DeleteNetwork, DeleteSandbox, ForgetNetwork, InspectNetwork, InspectSandbox, JoinEndpoint,
-    LeaveEndpoint, ListEndpoints, ListNetworks, ListSandboxes, Observe, PANIC_EXIT_CODE,
-    StartProcess,
+    AdoptNetwork, Controller, CreateEndpoint, CreateNetwork, CreateSandbox, CreateService,
+    DeleteEndpoint, DeleteNetwork, DeleteSandbox, DeleteService, ForgetNetwork, InspectNetwork,
+    InspectSandbox, JoinEndpoint, LeaveEndpoint, ListEndpoints, ListNetworks, ListSandboxes,
+    ListServices, Observe, PANIC_EXIT_CODE, StartProcess,
 };
 pub use cluster::{ClusterPlane, Standalone};
 pub use core::{ControllerConfig, ControllerSnapshot, Core};

@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use weft_os::NsName;
 use weft_types::gossip::NameRecord;
 use weft_types::{EndpointId, Name, NetworkId, SandboxId};
 
@@ -30,6 +31,8 @@ pub struct SandboxNames {
     pub name: Name,
     /// The sandbox's network namespace (`/run/netns/NAME`), where its resolver listens.
     pub netns: PathBuf,
+    /// The same namespace by name, for its load balancer's rules.
+    pub ns_name: NsName,
     pub attachments: Vec<NamedAttachment>,
 }
 

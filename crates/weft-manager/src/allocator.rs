@@ -6,6 +6,9 @@
 //! nothing, hidden cursors included: each command runs on a copy that replaces the state
 //! only on success (a clone per command, linear in the state; cheap next to the fsync that
 //! persists it).
+//!
+//! Services live in the `services` submodule: they hold virtual IPs on networks, so a network is not
+//! deleted under one.
 
 use crate::command::{
     AllocatorConfig, Command, GlobalSubnet, Grant, NetworkDef, NetworkMeta, Outcome,
@@ -20,7 +23,9 @@ use weft_ipam::{
     AddressRequest, AddressSpace, Ipam, IpamConfig, IpamSnapshot, PoolId, PoolRequest,
 };
 use weft_types::api::SubnetRequest;
-use weft_types::{Name, NetworkId, SubnetConfig};
+use weft_types::{Name, NetworkId, ServiceRecord, SubnetConfig};
+
+mod services;
 
 /// A network's allocations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +45,7 @@ pub struct Allocator {
     vnis: Vnis,
     networks: BTreeMap<NetworkId, Network>,
     names: BTreeMap<Name, NetworkId>,
+    services: BTreeMap<Name, ServiceRecord>,
 }
 
 /// A comparable picture of everything the allocator has handed out.
@@ -53,6 +59,8 @@ pub struct AllocatorSnapshot {
     pub vni_cursor: u32,
     /// IPAM's pools and addresses (gateways, endpoints and VIPs).
     pub ipam: IpamSnapshot,
+    /// Every service, sorted by name.
+    pub services: Vec<ServiceRecord>,
 }
 
 /// One network in an [`AllocatorSnapshot`].
@@ -80,6 +88,7 @@ impl Default for Allocator {
             vnis: Vnis::new(config.vnis),
             networks: BTreeMap::new(),
             names: BTreeMap::new(),
+            services: BTreeMap::new(),
             config,
         }
     }
@@ -108,6 +117,7 @@ impl Allocator {
             vnis: Vnis::new(config.vnis),
             networks: BTreeMap::new(),
             names: BTreeMap::new(),
+            services: BTreeMap::new(),
             config,
         })
     }
@@ -154,6 +164,12 @@ impl Allocator {
             }
             Command::AllocateVip { network, service } => self.allocate_vip(network, service),
             Command::ReleaseVip { network, service } => self.release_vip(network, service),
+            Command::CreateService {
+                name,
+                mode,
+                networks,
+            } => self.create_service(name, *mode, networks),
+            Command::DeleteService { name } => self.delete_service(name),
         }
     }
 
@@ -187,6 +203,7 @@ impl Allocator {
             vnis: self.vnis.used(),
             vni_cursor: self.vnis.cursor(),
             ipam: self.ipam.snapshot(),
+            services: self.services.values().cloned().collect(),
         }
     }
 
@@ -298,6 +315,7 @@ impl Allocator {
     }
 
     fn delete_network(&mut self, id: &NetworkId) -> Result<Outcome, AllocError> {
+        self.ensure_no_services(id)?;
         let network = self
             .networks
             .remove(id)
@@ -358,16 +376,22 @@ impl Allocator {
     }
 
     fn allocate_vip(&mut self, id: &NetworkId, service: &Name) -> Result<Outcome, AllocError> {
+        let addresses = self.vip_addresses(id, service)?;
+        Ok(Outcome::VipAllocated(grant(id, &addresses)))
+    }
+
+    /// The virtual IPs `service` holds on network `id`, taken now if it holds none.
+    fn vip_addresses(&mut self, id: &NetworkId, service: &Name) -> Result<Vec<IpNet>, AllocError> {
         let network = self.network_state(id)?;
         if let Some(held) = network.vips.get(service) {
-            return Ok(Outcome::VipAllocated(grant(id, held)));
+            return Ok(held.clone());
         }
         let pools = network.pools.clone();
         let addresses = self.allocate_in(id, &pools, None)?;
         self.network_mut(id)?
             .vips
             .insert(service.clone(), addresses.clone());
-        Ok(Outcome::VipAllocated(grant(id, &addresses)))
+        Ok(addresses)
     }
 
     /// One address per family present in `pools`: `ip` in the pool holding it, the others
@@ -454,6 +478,25 @@ impl Allocator {
     }
 
     fn release_vip(&mut self, id: &NetworkId, service: &Name) -> Result<Outcome, AllocError> {
+        if self
+            .services
+            .get(service)
+            .is_some_and(|s| s.vip_on(id).is_some())
+        {
+            return Err(AllocError::VipOfService {
+                network: id.clone(),
+                service: service.clone(),
+            });
+        }
+        self.release_vip_unchecked(id, service)
+    }
+
+    /// Releases a service's virtual IPs on `id`, defined service or not.
+    fn release_vip_unchecked(
+        &mut self,
+        id: &NetworkId,
+        service: &Name,
+    ) -> Result<Outcome, AllocError> {
         let network = self.network_mut(id)?;
         let held = network
             .vips

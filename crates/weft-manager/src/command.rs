@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
 use weft_ipam::PredefinedPool;
 use weft_types::api::SubnetRequest;
-use weft_types::{DriverName, Labels, Name, NetworkId, Options, SubnetConfig};
+use weft_types::{
+    DriverName, Labels, Name, NetworkId, Options, ServiceMode, ServiceRecord, SubnetConfig,
+};
 
 /// One request to the cluster allocator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +69,21 @@ pub enum Command {
         /// The service.
         service: Name,
     },
+    /// Defines a service on existing networks, with one virtual IP per network in `vip`
+    /// mode; defining it again with the same mode and networks gives the same record.
+    CreateService {
+        /// Its cluster-unique name.
+        name: Name,
+        /// How its name is answered.
+        mode: ServiceMode,
+        /// At least one network, each once, in the order the record lists them.
+        networks: Vec<NetworkId>,
+    },
+    /// Forgets a service and releases its virtual IPs.
+    DeleteService {
+        /// The service.
+        name: Name,
+    },
 }
 
 /// What a command allocated or released.
@@ -84,6 +101,10 @@ pub enum Outcome {
     VipAllocated(Grant),
     /// The service's virtual IPs were released.
     VipReleased(Grant),
+    /// The service is defined (now, or already was with the same mode and networks).
+    ServiceCreated(ServiceRecord),
+    /// The service was deleted; this was its definition.
+    ServiceDeleted(ServiceRecord),
 }
 
 /// A global network as every node must know it.

@@ -104,6 +104,55 @@ pub enum AllocError {
         /// Last VNI of the range.
         last: Vni,
     },
+    /// Another service already has this name, with another mode or other networks.
+    #[error("service {name} already exists")]
+    ServiceExists {
+        /// The name asked for.
+        name: Name,
+    },
+    /// No service has this name.
+    #[error("service {name} not found")]
+    UnknownService {
+        /// The name given.
+        name: Name,
+    },
+    /// A service was asked for without a network.
+    #[error("service {name} needs at least one network")]
+    ServiceWithoutNetwork {
+        /// The service.
+        name: Name,
+    },
+    /// A service was asked for with the same network twice.
+    #[error("network {network} is given twice for service {name}")]
+    ServiceNetworkTwice {
+        /// The service.
+        name: Name,
+        /// The network given twice.
+        network: NetworkId,
+    },
+    /// A network cannot be deleted while services are defined on it: their virtual IPs
+    /// come from its subnets and nodes still resolve their names there.
+    #[error(
+        "network {network} has service(s) {}: remove them first",
+        join(services)
+    )]
+    NetworkHasServices {
+        /// The network's name.
+        network: Name,
+        /// The services defined on it, sorted.
+        services: Vec<Name>,
+    },
+    /// A service's virtual IP is released by deleting the service, never on its own:
+    /// the service's definition would name an address handed out again.
+    #[error(
+        "the virtual ip of service {service} on network {network} is released by deleting the service"
+    )]
+    VipOfService {
+        /// The network.
+        network: NetworkId,
+        /// The service.
+        service: Name,
+    },
     /// IPAM refused while doing `op`.
     #[error("failed to {op}: {source}")]
     Ipam {
@@ -121,17 +170,24 @@ impl AllocError {
             AllocError::NetworkExists { .. }
             | AllocError::NameTaken { .. }
             | AllocError::VniTaken { .. }
-            | AllocError::EndpointHasOtherAddress { .. } => ErrorKind::AlreadyExists,
+            | AllocError::EndpointHasOtherAddress { .. }
+            | AllocError::ServiceExists { .. } => ErrorKind::AlreadyExists,
             AllocError::UnknownNetwork { .. }
             | AllocError::UnknownEndpoint { .. }
-            | AllocError::UnknownVip { .. } => ErrorKind::NotFound,
+            | AllocError::UnknownVip { .. }
+            | AllocError::UnknownService { .. } => ErrorKind::NotFound,
+            AllocError::NetworkHasServices { .. } | AllocError::VipOfService { .. } => {
+                ErrorKind::Forbidden
+            }
             AllocError::VnisExhausted { .. } => ErrorKind::Exhausted,
             AllocError::Ipam { source, .. } => source.kind(),
             AllocError::InvalidConfig { .. }
             | AllocError::EmptyEndpoint
             | AllocError::AddressNotInNetwork { .. }
             | AllocError::InvalidSubnet { .. }
-            | AllocError::VniWithoutIpv4 { .. } => ErrorKind::InvalidParameter,
+            | AllocError::VniWithoutIpv4 { .. }
+            | AllocError::ServiceWithoutNetwork { .. }
+            | AllocError::ServiceNetworkTwice { .. } => ErrorKind::InvalidParameter,
         }
     }
 
@@ -139,6 +195,12 @@ impl AllocError {
     pub(crate) fn ipam(op: &'static str) -> impl FnOnce(IpamError) -> AllocError {
         move |source| AllocError::Ipam { op, source }
     }
+}
+
+/// `names` separated by commas, for messages.
+fn join(names: &[Name]) -> String {
+    let names: Vec<&str> = names.iter().map(Name::as_str).collect();
+    names.join(", ")
 }
 
 impl From<AllocError> for weft_types::Error {

@@ -5,8 +5,10 @@
 //! It allocates global network ids and names (unique in the cluster), subnets (from the
 //! configurable default pools, 10.0.0.0/8 in /24s, or given ones that must not overlap),
 //! one VNI per IPv4 subnet (serial from 4096, libnetwork reference §3.1), endpoint addresses
-//! and service virtual IPs. The same commands in the same order always give the same state,
-//! so the log can later be replicated with Raft without rewriting the allocator.
+//! and service virtual IPs, and keeps the services defined on those networks (one VIP per
+//! network in `vip` mode; a network is not deleted under a service). The same commands in
+//! the same order always give the same state, so the log can later be replicated with Raft
+//! without rewriting the allocator.
 //!
 //! [`ManagerService`] answers the requests nodes send a manager (the messages travel over
 //! weft-rpc; this crate does no I/O besides its store). What it is not: no RPC transport,

@@ -3,8 +3,8 @@
 //!
 //! The service turns requests into allocator commands (choosing what the allocator must
 //! not choose itself: network ids) and allocator definitions into the [`NetworkRecord`]s
-//! every node stores. Releases are idempotent here, because a node retries a release whose
-//! answer it did not receive.
+//! and [`ServiceRecord`]s every node stores. Releases are idempotent here, because a node
+//! retries a release whose answer it did not receive.
 
 use crate::{
     AllocError, Command, CommandLog, ManagerError, ManagerStore, NetworkDef, NetworkMeta, Outcome,
@@ -16,7 +16,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use weft_types::api::SubnetRequest;
-use weft_types::{Error, ErrorKind, Lifecycle, Name, NetworkId, NetworkRecord, Options, Scope};
+use weft_types::{
+    Error, ErrorKind, Lifecycle, Name, NetworkId, NetworkRecord, Options, Scope, ServiceMode,
+    ServiceRecord,
+};
 
 pub use weft_types::VXLANID_OPTION;
 
@@ -54,6 +57,17 @@ pub enum ManagerRequest {
         id: NetworkId,
         live: BTreeSet<String>,
     },
+    /// Defines a service on global networks (one VIP per network in `vip` mode); the same
+    /// request again gets the same record.
+    CreateService {
+        name: Name,
+        mode: ServiceMode,
+        networks: Vec<NetworkId>,
+    },
+    /// Deletes a service and releases its VIPs.
+    DeleteService { name: Name },
+    /// Every service.
+    Services,
 }
 
 /// A manager's answer to a [`ManagerRequest`].
@@ -69,6 +83,12 @@ pub enum ManagerResponse {
     Released,
     /// Every global network.
     Networks(Vec<NetworkRecord>),
+    /// The service defined, as every node stores it.
+    Service(ServiceRecord),
+    /// The service was deleted.
+    ServiceDeleted(Name),
+    /// Every service, by name.
+    Services(Vec<ServiceRecord>),
 }
 
 /// What travels back: an answer or a user-facing error.
@@ -133,6 +153,13 @@ impl<L: CommandLog> ManagerService<L> {
                 }
             }
             ManagerRequest::Networks => Ok(ManagerResponse::Networks(self.networks())),
+            ManagerRequest::CreateService {
+                name,
+                mode,
+                networks,
+            } => self.create_service(name, mode, networks),
+            ManagerRequest::DeleteService { name } => self.delete_service(name),
+            ManagerRequest::Services => Ok(ManagerResponse::Services(self.services())),
         }
     }
 
@@ -143,6 +170,11 @@ impl<L: CommandLog> ManagerService<L> {
             .networks()
             .map(NetworkDef::record)
             .collect()
+    }
+
+    /// Every service, by name.
+    pub fn services(&self) -> Vec<ServiceRecord> {
+        self.lock().allocator().services().cloned().collect()
     }
 
     fn execute(&self, cmd: &Command) -> Result<Outcome, Error> {
@@ -199,12 +231,41 @@ impl<L: CommandLog> ManagerService<L> {
 }
 
 impl<L: CommandLog> ManagerService<L> {
+    fn create_service(
+        &self,
+        name: Name,
+        mode: ServiceMode,
+        networks: Vec<NetworkId>,
+    ) -> ManagerReply {
+        let cmd = Command::CreateService {
+            name,
+            mode,
+            networks,
+        };
+        match self.execute(&cmd)? {
+            Outcome::ServiceCreated(record) => Ok(ManagerResponse::Service(record)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn delete_service(&self, name: Name) -> ManagerReply {
+        match self.execute(&Command::DeleteService { name })? {
+            Outcome::ServiceDeleted(record) => Ok(ManagerResponse::ServiceDeleted(record.name)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     fn force_delete_network(&self, id: &NetworkId, live: &BTreeSet<String>) -> ManagerReply {
         let mut store = self.lock();
         let snapshot = store.allocator().snapshot();
         let Some(network) = snapshot.networks.iter().find(|n| &n.def.id == id) else {
             return Err(Error::not_found(format!("network {}", id.short())));
         };
+        // Before any release: a refused forced delete changes nothing.
+        store
+            .allocator()
+            .ensure_no_services(id)
+            .map_err(Error::from)?;
         let (held, orphans): (Vec<_>, Vec<_>) = network
             .endpoints
             .iter()

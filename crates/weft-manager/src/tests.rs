@@ -1,5 +1,7 @@
 //! Unit tests of the allocator's rules and refusals.
 
+mod services;
+
 use crate::*;
 use ipnet::IpNet;
 use std::net::IpAddr;

@@ -1,6 +1,6 @@
 //! Property tests over random command sequences: nothing handed out twice among live
 //! allocations, releases reusable, refusals change nothing, replay and restart give an
-//! equal state.
+//! equal state, services only on live networks and holding their VIPs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ipnet::IpNet;
@@ -13,7 +13,7 @@ use weft_manager::{
 };
 use weft_store::Store;
 use weft_types::api::SubnetRequest;
-use weft_types::{Name, NetworkId};
+use weft_types::{Name, NetworkId, ServiceMode};
 
 fn meta() -> weft_manager::NetworkMeta {
     weft_manager::NetworkMeta {
@@ -103,10 +103,18 @@ fn command() -> impl Strategy<Value = Command> {
             network: id(n),
             service: name("svc", s),
         }),
-        1 => (net, 0u8..3).prop_map(|(n, s)| Command::ReleaseVip {
+        1 => (net.clone(), 0u8..3).prop_map(|(n, s)| Command::ReleaseVip {
             network: id(n),
             service: name("svc", s),
         }),
+        // The same names as the VIPs above: a service adopts a VIP its name holds.
+        2 => (0u8..3, any::<bool>(), prop::collection::vec(net, 0..3))
+            .prop_map(|(s, vip, nets)| Command::CreateService {
+                name: name("svc", s),
+                mode: if vip { ServiceMode::Vip } else { ServiceMode::Dnsrr },
+                networks: nets.into_iter().map(id).collect(),
+            }),
+        1 => (0u8..3).prop_map(|s| Command::DeleteService { name: name("svc", s) }),
     ]
 }
 
@@ -162,21 +170,64 @@ fn check_invariants(s: &AllocatorSnapshot) {
     );
     let pools: BTreeSet<IpNet> = s.ipam.pools.iter().map(|p| p.id.subnet).collect();
     assert_eq!(pools, subnets.into_iter().collect(), "ipam pools disagree");
+    check_services(s);
+}
+
+/// Every service is on live networks, each once, and holds the VIP its record names.
+fn check_services(s: &AllocatorSnapshot) {
+    for service in &s.services {
+        assert!(
+            !service.networks.is_empty(),
+            "{} without network",
+            service.name
+        );
+        let mut seen = BTreeSet::new();
+        for on in &service.networks {
+            assert!(
+                seen.insert(&on.network),
+                "{} twice on a network",
+                service.name
+            );
+            let network = s.networks.iter().find(|n| n.def.id == on.network);
+            let network =
+                network.unwrap_or_else(|| panic!("{} on a deleted network", service.name));
+            let held = network
+                .vips
+                .iter()
+                .find(|(name, _)| *name == service.name)
+                .map(|(_, addrs)| addrs[0].addr());
+            match service.mode {
+                ServiceMode::Vip => assert_eq!(held, on.vip, "{} vip not held", service.name),
+                ServiceMode::Dnsrr => assert_eq!(on.vip, None),
+            }
+        }
+    }
 }
 
 /// For a release, the freed addresses can be asked for again at once.
 fn check_reusable(a: &Allocator, outcome: &Outcome) {
-    if let Outcome::AddressReleased(g) | Outcome::VipReleased(g) = outcome {
-        for addr in &g.addresses {
-            let mut probe = a.clone();
-            probe
-                .apply(&Command::AllocateAddress {
-                    network: g.network.clone(),
-                    endpoint: "probe-endpoint".into(),
-                    ip: Some(addr.addr()),
-                })
-                .unwrap_or_else(|e| panic!("released {addr} not reusable: {e}"));
-        }
+    let released: Vec<(NetworkId, IpAddr)> = match outcome {
+        Outcome::AddressReleased(g) | Outcome::VipReleased(g) => g
+            .addresses
+            .iter()
+            .map(|a| (g.network.clone(), a.addr()))
+            .collect(),
+        Outcome::ServiceDeleted(record) => record
+            .networks
+            .iter()
+            .filter_map(|n| n.vip.map(|vip| (n.network.clone(), vip)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (network, addr) in released {
+        let mut probe = a.clone();
+        probe
+            .apply(&Command::AllocateAddress {
+                network,
+                endpoint: "probe-endpoint".into(),
+                ip: Some(addr),
+            })
+            .unwrap_or_else(|e| panic!("released {addr} not reusable: {e}"));
     }
 }
 
@@ -218,6 +269,11 @@ proptest! {
         cmds in prop::collection::vec(command(), 1..60)
     ) {
         let (mut a, _, _) = run(&cmds);
+        // Services first: a network is not deleted under one.
+        let services: Vec<Name> = a.services().map(|s| s.name.clone()).collect();
+        for name in services {
+            a.apply(&Command::DeleteService { name }).unwrap();
+        }
         let ids: Vec<NetworkId> = a.networks().map(|d| d.id.clone()).collect();
         for id in ids {
             a.apply(&Command::DeleteNetwork { id }).unwrap();

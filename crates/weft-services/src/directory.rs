@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use weft_types::NetworkId;
 use weft_types::gossip::NameRecord;
+use weft_types::{NetworkId, ServiceMode, ServiceRecord};
 
 /// The `tasks.` prefix: `tasks.<service>` answers every active backend (Docker's name).
 const TASKS_PREFIX: &str = "tasks.";
@@ -17,6 +17,8 @@ const TASKS_PREFIX: &str = "tasks.";
 #[derive(Debug, Default, Clone)]
 pub struct Directory {
     networks: HashMap<NetworkId, NetworkNames>,
+    /// Service definitions by lower-cased name: where a service's VIPs come from.
+    services: HashMap<String, ServiceRecord>,
 }
 
 /// One stored record and the node that published it.
@@ -98,6 +100,56 @@ impl Directory {
         self.networks.is_empty()
     }
 
+    /// Learns (or replaces) a service's definition: its name then answers its VIP on each
+    /// of its networks (vip mode) or its backends (dnsrr).
+    pub fn define_service(&mut self, service: ServiceRecord) {
+        self.services
+            .insert(service.name.as_str().to_ascii_lowercase(), service);
+    }
+
+    /// Forgets a service's definition; true if it was known.
+    pub fn undefine_service(&mut self, name: &str) -> bool {
+        self.services.remove(&name.to_ascii_lowercase()).is_some()
+    }
+
+    /// Every known service definition, by name.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceRecord> {
+        self.services.values()
+    }
+
+    /// The services with a VIP on `network` and their active backends there: what the
+    /// load balancer of a sandbox on `network` programs.
+    pub fn virtual_ips(&self, network: &NetworkId) -> Vec<(IpAddr, Vec<IpAddr>)> {
+        let mut vips: Vec<(IpAddr, Vec<IpAddr>)> = self
+            .services
+            .values()
+            .filter(|s| s.mode == ServiceMode::Vip)
+            .filter_map(|s| {
+                let vip = s.vip_on(network)?;
+                Some((vip, self.backends(network, s.name.as_str())))
+            })
+            .collect();
+        vips.sort();
+        vips
+    }
+
+    /// The records of `service`'s backends on every network, with their owners (for
+    /// `weft service inspect`): (network, endpoint key, owner, record).
+    pub fn backend_records(&self, service: &str) -> Vec<(&NetworkId, &str, &str, &NameRecord)> {
+        let wanted = service.to_ascii_lowercase();
+        let mut out: Vec<_> = self
+            .networks
+            .iter()
+            .flat_map(|(network, names)| {
+                names
+                    .records_with_keys(names.services.get(&wanted))
+                    .map(move |(key, entry)| (network, key, entry.owner.as_str(), &entry.record))
+            })
+            .collect();
+        out.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        out
+    }
+
     /// The addresses of `service`'s active (not disabled) backends on `network`, sorted and
     /// without duplicates: the load balancer's pool.
     pub fn backends(&self, network: &NetworkId, service: &str) -> Vec<IpAddr> {
@@ -110,6 +162,20 @@ impl Directory {
     /// Every address `name` (lower-cased) stands for on `network`, sorted and without
     /// duplicates; empty when the name is unknown there.
     pub(crate) fn lookup(&self, network: &NetworkId, name: &str) -> Vec<IpAddr> {
+        // A defined vip service answers its VIP on its networks, backends or not.
+        if let Some(vip) = self.services.get(name).and_then(|s| {
+            (s.mode == ServiceMode::Vip)
+                .then(|| s.vip_on(network))
+                .flatten()
+        }) {
+            let mut ips = self
+                .networks
+                .get(network)
+                .map(|names| names.host_addresses(name))
+                .unwrap_or_default();
+            ips.push(vip);
+            return sorted_unique(ips);
+        }
         self.networks
             .get(network)
             .map(|names| sorted_unique(names.lookup(name)))
@@ -173,11 +239,15 @@ impl NetworkNames {
     /// The addresses of `name` (lower-cased), duplicates possible. One namespace for
     /// sandbox names, aliases, services and `tasks.` names, as Docker's single svcRecords
     /// map: a name that is several of these answers the union.
-    fn lookup(&self, name: &str) -> Vec<IpAddr> {
-        let mut ips: Vec<IpAddr> = self
-            .records(self.hosts.get(name))
+    /// The addresses of the sandboxes and aliases called `name` (lower-cased).
+    fn host_addresses(&self, name: &str) -> Vec<IpAddr> {
+        self.records(self.hosts.get(name))
             .flat_map(|record| record.ips.iter().copied())
-            .collect();
+            .collect()
+    }
+
+    fn lookup(&self, name: &str) -> Vec<IpAddr> {
+        let mut ips = self.host_addresses(name);
         ips.extend(self.service_addresses(name));
         if let Some(service) = name.strip_prefix(TASKS_PREFIX) {
             ips.extend(self.backends(service));
@@ -206,6 +276,14 @@ impl NetworkNames {
             .filter(|record| !record.disabled)
             .flat_map(|record| record.ips.iter().copied())
             .collect()
+    }
+
+    fn records_with_keys<'a>(
+        &'a self,
+        keys: Option<&'a BTreeSet<String>>,
+    ) -> impl Iterator<Item = (&'a str, &'a Entry)> + 'a {
+        let keys = keys.into_iter().flatten();
+        keys.filter_map(|key| Some((key.as_str(), self.entries.get(key)?)))
     }
 
     fn records<'a>(
@@ -318,5 +396,36 @@ mod tests {
         assert_eq!(dir.backends(&n, "web"), want);
         assert_eq!(dir.backends(&n, "WEB"), want);
         assert!(dir.backends(&net(2), "web").is_empty());
+    }
+
+    #[test]
+    fn a_defined_vip_service_answers_its_vip_with_or_without_backends() {
+        let mut dir = Directory::new();
+        let n = net(1);
+        let vip: IpAddr = "10.0.0.250".parse().unwrap();
+        dir.define_service(ServiceRecord {
+            name: "Web".parse().unwrap(),
+            mode: ServiceMode::Vip,
+            networks: vec![weft_types::ServiceNetwork {
+                network: n.clone(),
+                vip: Some(vip),
+            }],
+        });
+        assert_eq!(dir.lookup(&n, "web"), vec![vip]);
+        assert!(dir.lookup(&net(2), "web").is_empty(), "not on network 2");
+        let mut backend = record("web-1", &["10.0.0.2"]);
+        backend.service = Some("web".parse().unwrap());
+        dir.insert(&n, "e1", "a", backend);
+        assert_eq!(dir.lookup(&n, "web"), vec![vip]);
+        assert_eq!(
+            dir.virtual_ips(&n),
+            vec![(vip, vec!["10.0.0.2".parse().unwrap()])]
+        );
+        assert_eq!(dir.backend_records("WEB").len(), 1);
+        assert!(dir.undefine_service("web"));
+        assert_eq!(
+            dir.lookup(&n, "web"),
+            vec!["10.0.0.2".parse::<IpAddr>().unwrap()]
+        );
     }
 }

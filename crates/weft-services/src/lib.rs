@@ -13,6 +13,7 @@
 
 mod directory;
 mod forward;
+mod lb;
 mod resolvconf;
 mod resolve;
 mod reverse;
@@ -23,6 +24,7 @@ mod tests;
 
 pub use directory::Directory;
 pub use forward::{InFlight, MAX_IN_FLIGHT, Skip, Verdict, judge_reply, refused, servfail};
+pub use lb::{LB_TABLE, lb_removal, lb_ruleset};
 pub use resolvconf::{
     EMBEDDED_RESOLVER, MAX_NAMESERVERS, ResolvConf, parse_resolv_conf, render_sandbox_resolv_conf,
 };

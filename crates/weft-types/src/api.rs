@@ -335,3 +335,45 @@ mod tests {
         assert!(e.to_string().contains("larger than 1 MiB"), "{e}");
     }
 }
+
+/// `POST /v1/services`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServiceRequest {
+    pub name: Name,
+    #[serde(default)]
+    pub mode: crate::ServiceMode,
+    /// Names or ids of the service's networks.
+    pub networks: Vec<String>,
+}
+
+/// A service as reported: its VIP per network and its backends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub name: Name,
+    pub mode: crate::ServiceMode,
+    pub networks: Vec<ServiceNetworkInfo>,
+    /// Every backend this node knows of, on every host.
+    pub backends: Vec<BackendInfo>,
+}
+
+/// A service on one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceNetworkInfo {
+    pub network: String,
+    pub network_id: String,
+    pub vip: Option<IpAddr>,
+}
+
+/// One backend of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    pub endpoint: String,
+    pub sandbox: String,
+    pub network_id: String,
+    pub ips: Vec<IpAddr>,
+    /// The node that published it.
+    pub host: String,
+    /// `active`, or `draining` while it leaves.
+    pub state: String,
+}

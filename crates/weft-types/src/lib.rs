@@ -13,6 +13,7 @@ pub mod mac;
 pub mod name;
 pub mod options;
 pub mod record;
+pub mod service;
 pub mod vni;
 pub mod wire;
 
@@ -25,4 +26,5 @@ pub use record::{
     Attachment, EndpointRecord, Lifecycle, NetworkRecord, SandboxInterface, SandboxRecord, Scope,
     SubnetConfig,
 };
+pub use service::{ServiceMode, ServiceNetwork, ServiceRecord};
 pub use vni::{VXLANID_OPTION, Vni, VniError};

@@ -10,6 +10,7 @@ pub mod network;
 pub mod node;
 pub mod run;
 pub mod sandbox;
+pub mod service;
 pub mod version;
 
 use crate::client::{CallError, Client};

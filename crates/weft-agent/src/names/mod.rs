@@ -10,6 +10,7 @@
 //! The resolvers read the names through one shared lock that only this actor writes: a
 //! query never waits for the actor's mailbox.
 
+mod lb;
 mod serve;
 
 use actix::prelude::*;
@@ -22,6 +23,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use weft_controller::names::{NamePlane, SandboxNames};
 use weft_netdb::{NetworkDb, TableEvent, TableName, Watch};
+use weft_os::Kernel;
 use weft_services::{Directory, NetworkView, SandboxView};
 use weft_types::gossip::{NameRecord, Table};
 use weft_types::{EndpointId, NetworkId, SandboxId};
@@ -83,6 +85,8 @@ impl Drop for Resolver {
 /// The per-host naming actor.
 pub struct ServiceLb {
     node_name: String,
+    netdb: Addr<NetworkDb>,
+    kernel: Arc<dyn Kernel>,
     names: SharedNames,
     upstream: Arc<Upstream>,
     resolvers: HashMap<SandboxId, Resolver>,
@@ -90,6 +94,8 @@ pub struct ServiceLb {
     local: HashMap<SandboxId, Vec<(NetworkId, EndpointId)>>,
     /// Remote entries refused as malformed.
     refused: u64,
+    /// The load balancers of this host's sandboxes.
+    lb: lb::Balancers,
 }
 
 impl std::fmt::Debug for ServiceLb {
@@ -106,32 +112,38 @@ impl ServiceLb {
     pub async fn start(
         node_name: String,
         netdb: &Addr<NetworkDb>,
+        kernel: Arc<dyn Kernel>,
         upstream: Upstream,
     ) -> Result<Addr<ServiceLb>, crate::AgentError> {
         let actor = ServiceLb {
             node_name,
+            netdb: netdb.clone(),
+            kernel,
             names: SharedNames::default(),
             upstream: Arc::new(upstream),
             resolvers: HashMap::new(),
             local: HashMap::new(),
             refused: 0,
+            lb: lb::Balancers::default(),
         }
         .start();
-        let table = Table::Endpoints
-            .name()
-            .parse::<TableName>()
-            .map_err(|e| crate::AgentError::Refused(format!("endpoint table name: {e}")))?;
-        netdb
-            .send(Watch {
-                table,
-                network: None,
-                recipient: actor.clone().recipient(),
-            })
-            .await
-            .map_err(|source| crate::AgentError::Mailbox {
-                what: "cannot watch the endpoint table",
-                source,
-            })?;
+        for table in [Table::Endpoints, Table::Services] {
+            let name = table
+                .name()
+                .parse::<TableName>()
+                .map_err(|e| crate::AgentError::Refused(format!("table name {table}: {e}")))?;
+            netdb
+                .send(Watch {
+                    table: name,
+                    network: table.watched_network(),
+                    recipient: actor.clone().recipient(),
+                })
+                .await
+                .map_err(|source| crate::AgentError::Mailbox {
+                    what: "cannot watch the service tables",
+                    source,
+                })?;
+        }
         Ok(actor)
     }
 
@@ -186,8 +198,47 @@ impl ServiceLb {
         if report.attachments.is_empty() {
             self.local.remove(&id);
             self.stop_resolver(&id);
-        } else if !self.resolvers.contains_key(&id) {
-            self.start_resolver(id, report.name.to_string(), report.netns, ctx);
+            self.lb.forget(&id);
+        } else {
+            self.lb.track(id.clone(), report.ns_name.clone());
+            if !self.resolvers.contains_key(&id) {
+                self.start_resolver(id, report.name.to_string(), report.netns, ctx);
+            }
+        }
+        self.lb_changed(ctx);
+    }
+
+    /// Something the load balancers depend on changed: program them soon, in one batch.
+    fn lb_changed(&mut self, ctx: &mut Context<Self>) {
+        if self.lb.mark_all_dirty() {
+            ctx.run_later(lb::BATCH, |act, ctx| act.program_lbs(ctx));
+        }
+    }
+
+    /// Programs every sandbox whose desired rules differ from what it has.
+    fn program_lbs(&mut self, ctx: &mut Context<Self>) {
+        let desired = {
+            let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+            self.lb.desired(&names)
+        };
+        for job in self.lb.start_jobs(desired) {
+            let kernel = self.kernel.clone();
+            ctx.spawn(
+                async move {
+                    let started = std::time::Instant::now();
+                    let result = job.apply(kernel.as_ref()).await;
+                    (job, result, started.elapsed())
+                }
+                .into_actor(self)
+                .map(|(job, result, took), act, ctx| {
+                    if let Err(e) = &result {
+                        warn!(sandbox = %job.sandbox.short(), error = %e, "cannot program the sandbox's load balancer");
+                    }
+                    if act.lb.finish(job, result.is_ok(), took) {
+                        ctx.run_later(lb::BATCH, |act, ctx| act.program_lbs(ctx));
+                    }
+                }),
+            );
         }
     }
 
@@ -249,6 +300,41 @@ impl ServiceLb {
         }
     }
 
+    /// A service's definition from a manager: learnt, replaced, or removed. A definition
+    /// that vanishes because its manager died or left is kept (as network definitions
+    /// are): only a live manager's delete removes it.
+    fn apply_definition(&mut self, event: TableEvent, ctx: &mut Context<Self>) {
+        let name = event.key.key.as_str().to_owned();
+        if let Some(value) = &event.value {
+            match weft_types::gossip::decode_service(&name, value) {
+                Ok(record) => {
+                    self.write_names().directory.define_service(record);
+                    self.lb_changed(ctx);
+                }
+                Err(e) => {
+                    self.refused += 1;
+                    warn!(owner = %event.owner, service = %name, error = %e, "service definition refused");
+                }
+            }
+            return;
+        }
+        let netdb = self.netdb.clone();
+        let owner = event.owner.clone();
+        ctx.spawn(
+            async move {
+                let state = netdb.send(weft_netdb::Observe).await.ok();
+                state.and_then(|s| s.status_of(&owner)) == Some(weft_netdb::MemberStatus::Alive)
+            }
+            .into_actor(self)
+            .map(move |alive, act, ctx| {
+                if alive {
+                    act.write_names().directory.undefine_service(&name);
+                    act.lb_changed(ctx);
+                }
+            }),
+        );
+    }
+
     /// Another host's entry: added, replaced or removed.
     fn apply_remote(&mut self, event: &TableEvent) {
         let Ok(network) = event.key.network.as_str().parse::<NetworkId>() else {
@@ -301,7 +387,7 @@ impl Handler<ReportSandbox> for ServiceLb {
 
 impl Handler<ForgetSandbox> for ServiceLb {
     type Result = ();
-    fn handle(&mut self, msg: ForgetSandbox, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ForgetSandbox, _ctx: &mut Context<Self>) {
         if let Some(before) = self.local.remove(&msg.0) {
             let mut names = self.write_names();
             for (network, endpoint) in before {
@@ -310,17 +396,23 @@ impl Handler<ForgetSandbox> for ServiceLb {
         }
         self.write_names().views.remove(&msg.0);
         self.stop_resolver(&msg.0);
+        // The namespace goes with the sandbox, and its rules with it.
+        self.lb.forget(&msg.0);
     }
 }
 
 impl Handler<TableEvent> for ServiceLb {
     type Result = ();
-    fn handle(&mut self, event: TableEvent, _: &mut Context<Self>) {
+    fn handle(&mut self, event: TableEvent, ctx: &mut Context<Self>) {
+        if event.key.table.as_str() == Table::Services.name() {
+            return self.apply_definition(event, ctx);
+        }
         // This host's own entries come from the controller, with their sandboxes.
         if *event.owner == *self.node_name {
             return;
         }
         self.apply_remote(&event);
+        self.lb_changed(ctx);
     }
 }
 
@@ -333,6 +425,8 @@ pub struct NamesState {
     pub refused: u64,
     /// Each resolver's counters, by sandbox id.
     pub resolvers: BTreeMap<String, serve::DnsStats>,
+    /// The load balancers: programs applied and how long they took.
+    pub lb: lb::LbStats,
 }
 
 /// Asks the naming actor for its state.
@@ -352,6 +446,7 @@ impl Handler<Observe> for ServiceLb {
                 .iter()
                 .map(|(id, r)| (id.to_string(), r.counters.snapshot()))
                 .collect(),
+            lb: self.lb.stats(),
         })
     }
 }
@@ -370,5 +465,40 @@ impl NamePlane for AgentNames {
 
     fn sandbox_gone(&self, sandbox: &SandboxId) {
         self.names.do_send(ForgetSandbox(sandbox.clone()));
+    }
+}
+
+/// Asks for a service's backends, on every network and host this node knows.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<weft_types::api::BackendInfo>")]
+pub struct Backends {
+    pub service: String,
+}
+
+impl Handler<Backends> for ServiceLb {
+    type Result = MessageResult<Backends>;
+    fn handle(&mut self, msg: Backends, _: &mut Context<Self>) -> Self::Result {
+        let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+        let backends = names
+            .directory
+            .backend_records(&msg.service)
+            .into_iter()
+            .map(
+                |(network, _key, owner, record)| weft_types::api::BackendInfo {
+                    endpoint: record.endpoint.to_string(),
+                    sandbox: record.sandbox.to_string(),
+                    network_id: network.to_string(),
+                    ips: record.ips.clone(),
+                    host: owner.to_owned(),
+                    state: if record.disabled {
+                        "draining"
+                    } else {
+                        "active"
+                    }
+                    .to_owned(),
+                },
+            )
+            .collect();
+        MessageResult(backends)
     }
 }

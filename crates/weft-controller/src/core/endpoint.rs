@@ -35,6 +35,9 @@ impl Core {
             )));
         }
         let driver = self.network_driver(&network)?;
+        if let Some(service) = &req.service {
+            self.check_endpoint_service(&network, service).await?;
+        }
         let owner = req
             .owner
             .as_deref()
@@ -258,6 +261,7 @@ impl Core {
             self.save(endpoint.clone()).await?;
         }
         crash::point(crash::LEAVE_INTENT);
+        self.drain(&endpoint, &sandbox).await;
         self.withdraw_entries(&endpoint).await;
         if let Some(network) = self
             .networks

@@ -19,6 +19,7 @@ mod network;
 mod recovery;
 mod resolve;
 mod sandbox;
+mod service;
 
 use crate::cluster::{ClusterPlane, Standalone};
 use crate::names::{NamePlane, NoNames};

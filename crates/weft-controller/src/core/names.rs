@@ -28,6 +28,8 @@ impl Core {
             .chain(endpoint.ipv6.iter())
             .map(|net| net.addr())
             .collect::<Vec<_>>();
+        // A backend that is leaving drains: still a name, no longer a backend.
+        let disabled = matches!(endpoint.attachment, Attachment::Leaving(_));
         (!ips.is_empty()).then(|| NameRecord {
             sandbox: sandbox.record.name.clone(),
             endpoint: endpoint.name.clone(),
@@ -35,7 +37,7 @@ impl Core {
             aliases: endpoint.aliases.clone(),
             service: endpoint.service.clone(),
             vip: None,
-            disabled: false,
+            disabled,
         })
     }
 
@@ -74,7 +76,10 @@ impl Core {
             .endpoints
             .values()
             .map(|s| &s.record)
-            .filter(|e| e.attachment == Attachment::Joined(sandbox.clone()))
+            .filter(|e| {
+                e.attachment == Attachment::Joined(sandbox.clone())
+                    || e.attachment == Attachment::Leaving(sandbox.clone())
+            })
             .collect();
         joined.sort_by_key(|e| (e.created_ms, e.id.clone()));
         let attachments = joined
@@ -94,7 +99,29 @@ impl Core {
             sandbox: sandbox.clone(),
             name: stored.record.name.clone(),
             netns: self.kernel.netns_path(&netns),
+            ns_name: netns,
             attachments,
         });
     }
+
+    /// Before a backend leaves: tells every host it is draining (no new connections
+    /// through the VIP, out of `tasks.` answers) and waits for that to take effect, while
+    /// its open connections go on. The endpoint is already marked `leaving`.
+    pub(crate) async fn drain(&self, endpoint: &EndpointRecord, sandbox: &SandboxId) {
+        if endpoint.service.is_none() {
+            return;
+        }
+        self.report_names(sandbox);
+        if let Some(network) = self.networks.get(&endpoint.network)
+            && let Some(entry) = self.name_entry(&network.record, endpoint)
+            && let Err(e) = self.cluster.publish(&endpoint.network, &[entry]).await
+        {
+            warn!(endpoint = %endpoint.name, error = %e, "cannot announce the backend's drain");
+        }
+        tokio::time::sleep(DRAIN).await;
+    }
 }
+
+/// How long a leaving backend drains: a gossip round or two to reach every host, and
+/// their load balancers' next program.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_millis(1500);

@@ -7,11 +7,13 @@ mod names;
 mod network;
 mod node;
 mod peer;
+mod service;
 
 pub use names::{MAX_ALIASES, NAME_SCHEMA, NameError, NameRecord};
 pub use network::{decode_network, encode_network};
 pub use node::NodeRecord;
 pub use peer::{PEER_SCHEMA, PeerError, PeerRecord};
+pub use service::{decode_service, encode_service};
 
 use crate::NetworkId;
 
@@ -36,15 +38,18 @@ pub enum Table {
     /// Endpoint id -> [`NameRecord`]: the names a joined endpoint answers to in DNS, written
     /// by its host (libnetwork's name for its service records).
     Endpoints,
+    /// Service name -> its definition (JSON [`crate::ServiceRecord`]), written by managers.
+    Services,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 4] = [
+    pub const ALL: [Table; 5] = [
         Table::Nodes,
         Table::Networks,
         Table::OverlayPeers,
         Table::Endpoints,
+        Table::Services,
     ];
 
     /// The table's name on the wire (libnetwork's for the overlay's peers).
@@ -54,13 +59,14 @@ impl Table {
             Table::Networks => "networks",
             Table::OverlayPeers => "overlay_peer_table",
             Table::Endpoints => "endpoint_table",
+            Table::Services => "services",
         }
     }
 
     /// Where the table's entries are kept.
     pub const fn scope(self) -> TableScope {
         match self {
-            Table::Nodes | Table::Networks => TableScope::Cluster,
+            Table::Nodes | Table::Networks | Table::Services => TableScope::Cluster,
             Table::OverlayPeers | Table::Endpoints => TableScope::Network,
         }
     }

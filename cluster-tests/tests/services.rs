@@ -1,0 +1,335 @@
+//! Services as a swarm user meets them: `weft service create`, backends made with
+//! `weft run --service`, a client that resolves and connects by name. The VIP answers in
+//! DNS and spreads connections over the backends on every host; `tasks.NAME` lists them;
+//! dnsrr answers the backends themselves; a backend that leaves drains without a failed
+//! request; bad requests are refused with a clear error and change nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use cluster_tests::{Agent, Cluster, ClusterOptions, wait_until};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Starts an HTTP server on port 80 in a new sandbox `name` on `ov`, backend of
+/// `service`, answering its own name.
+fn backend(agent: &Agent, name: &str, service: &str, root: &std::path::Path) {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), name).unwrap();
+    let dir = dir.display().to_string();
+    let args = [
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "ov",
+        "--service",
+        service,
+        "--",
+        "python3",
+        "-m",
+        "http.server",
+        "80",
+        "--bind",
+        "0.0.0.0",
+        "--directory",
+        &dir,
+    ];
+    assert_eq!(agent.ok(&args).trim(), name);
+    let ip = agent.ip_of(name, "ov");
+    wait_until("the backend listens", Duration::from_secs(10), || {
+        agent.tcp_connects(name, &ip, 80).then_some(())
+    })
+    .unwrap();
+}
+
+fn dig_short(agent: &Agent, sandbox: &str, args: &[&str]) -> Vec<String> {
+    let mut full = vec![
+        "exec",
+        sandbox,
+        "--",
+        "dig",
+        "@127.0.0.11",
+        "+short",
+        "+time=6",
+        "+tries=1",
+    ];
+    full.extend(args);
+    let mut lines: Vec<String> = agent.cli(&full).stdout.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+/// `count` requests to `url` from `sandbox`, one connection each: who answered, how often.
+fn spread(agent: &Agent, sandbox: &str, url: &str, count: u32) -> BTreeMap<String, u32> {
+    let script = format!(
+        "for i in $(seq {count}); do curl -s --max-time 3 {url} || echo FAILED; echo; done"
+    );
+    let out = agent.ok(&["exec", sandbox, "--", "bash", "-c", &script]);
+    let mut seen = BTreeMap::new();
+    for line in out.lines().filter(|l| !l.is_empty()) {
+        *seen.entry(line.to_owned()).or_insert(0) += 1;
+    }
+    seen
+}
+
+fn three_hosts() -> Cluster {
+    let cluster = Cluster::start(3, ClusterOptions::default()).unwrap();
+    cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
+    cluster.host(1).ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "198.19.150.0/24",
+        "ov",
+    ]);
+    cluster
+}
+
+#[test]
+fn a_vip_service_spreads_connections_over_backends_on_every_host_and_drains() {
+    let cluster = three_hosts();
+    let root = tempfile::tempdir().unwrap();
+    let h1 = cluster.host(1);
+    h1.ok(&["service", "create", "--network", "ov", "web"]);
+    for i in 1..=3 {
+        backend(cluster.host(i), &format!("web-{i}"), "web", root.path());
+    }
+    h1.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "ov",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    let info = h1.json(&["service", "inspect", "web"]);
+    let vip = info[0]["networks"][0]["vip"].as_str().unwrap().to_owned();
+    assert!(vip.starts_with("198.19.150."), "{info}");
+    assert_eq!(dig_short(h1, "client", &["web"]), vec![vip.clone()]);
+    let mut backends: Vec<String> = (1..=3)
+        .map(|i| cluster.host(i).ip_of(&format!("web-{i}"), "ov"))
+        .collect();
+    backends.sort();
+    wait_until(
+        "tasks.web lists the 3 backends",
+        Duration::from_secs(10),
+        || (dig_short(h1, "client", &["tasks.web"]) == backends).then_some(()),
+    )
+    .unwrap();
+    let info = h1.json(&["service", "inspect", "web"]);
+    assert_eq!(info[0]["backends"].as_array().unwrap().len(), 3, "{info}");
+    // 300 connections through the VIP, by name: every backend gets its share.
+    let seen = spread(h1, "client", "http://web/", 300);
+    assert_eq!(seen.values().sum::<u32>(), 300, "{seen:?}");
+    assert!(!seen.contains_key("FAILED"), "{seen:?}");
+    for i in 1..=3 {
+        let n = seen.get(&format!("web-{i}")).copied().unwrap_or(0);
+        assert!(
+            (60..=135).contains(&n),
+            "web-{i} answered {n} of 300: {seen:?}"
+        );
+    }
+    // Drain: web-3 leaves while the client keeps connecting; no request fails.
+    let loop_script = "ok=0; fail=0; end=$((SECONDS+6)); while [ $SECONDS -lt $end ]; do \
+        if curl -s -o /dev/null --max-time 3 http://web/; then ok=$((ok+1)); else fail=$((fail+1)); fi; \
+        done; echo $ok $fail";
+    let socket = h1.socket();
+    let client = std::thread::spawn(move || {
+        cluster_tests::cli_at(
+            &socket,
+            &["exec", "client", "--", "bash", "-c", loop_script],
+        )
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let h3 = cluster.host(3);
+    let endpoints = h3.json(&["endpoint", "ls", "ov"]);
+    let web3 = endpoints
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["sandbox"] == "web-3")
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .unwrap();
+    let web3_ip = h3.ip_of("web-3", "ov");
+    h3.ok(&["endpoint", "leave", "ov", &web3]);
+    let out = client.join().unwrap();
+    let counts: Vec<u32> = out
+        .stdout
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 2, "{out:?}");
+    assert!(counts[0] > 20, "too few requests: {out:?}");
+    assert_eq!(counts[1], 0, "requests failed during the drain: {out:?}");
+    backends.retain(|ip| *ip != web3_ip);
+    assert_eq!(dig_short(h1, "client", &["tasks.web"]), backends);
+    let seen = spread(h1, "client", "http://web/", 30);
+    assert!(
+        !seen.contains_key("web-3") && !seen.contains_key("FAILED"),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_dnsrr_service_answers_its_backends_in_any_case() {
+    let cluster = three_hosts();
+    let root = tempfile::tempdir().unwrap();
+    let h1 = cluster.host(1);
+    h1.ok(&[
+        "service",
+        "create",
+        "--mode",
+        "dnsrr",
+        "--network",
+        "ov",
+        "web",
+    ]);
+    for i in 1..=3 {
+        backend(cluster.host(i), &format!("web-{i}"), "web", root.path());
+    }
+    h1.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "ov",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    let info = h1.json(&["service", "inspect", "web"]);
+    assert!(info[0]["networks"][0]["vip"].is_null(), "{info}");
+    let mut backends: Vec<String> = (1..=3)
+        .map(|i| cluster.host(i).ip_of(&format!("web-{i}"), "ov"))
+        .collect();
+    backends.sort();
+    wait_until("web lists the 3 backends", Duration::from_secs(10), || {
+        (dig_short(h1, "client", &["web"]) == backends).then_some(())
+    })
+    .unwrap();
+    for name in ["WEB", "Web.ov", "tasks.web"] {
+        assert_eq!(dig_short(h1, "client", &[name]), backends, "{name}");
+    }
+    let aaaa = h1
+        .cli(&["exec", "client", "--", "dig", "@127.0.0.11", "AAAA", "web"])
+        .stdout;
+    assert!(
+        aaaa.contains("status: NOERROR") && aaaa.contains("ANSWER: 0"),
+        "{aaaa}"
+    );
+}
+
+#[test]
+fn bad_service_requests_are_refused_and_change_nothing() {
+    let cluster = Cluster::start(1, ClusterOptions::default()).unwrap();
+    let h1 = cluster.host(1);
+    h1.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "198.19.151.0/24",
+        "ov",
+    ]);
+    h1.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "198.19.152.0/24",
+        "other",
+    ]);
+    h1.ok(&["network", "create", "--subnet", "198.19.60.0/24", "br"]);
+    h1.ok(&["service", "create", "--network", "ov", "web"]);
+    let before = h1.json(&["service", "ls"]);
+    let refused = |args: &[&str], says: &str| {
+        let out = h1.cli(args);
+        assert!(!out.success(), "{args:?} succeeded");
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    };
+    refused(&["service", "create", "--network", "nope", "db"], "nope");
+    refused(&["service", "create", "--network", "ov", "web"], "web");
+    refused(
+        &["service", "create", "--mode", "rr", "--network", "ov", "db"],
+        "vip or dnsrr",
+    );
+    refused(
+        &["service", "create", "--network", "br", "db"],
+        "local network",
+    );
+    refused(
+        &[
+            "service",
+            "create",
+            "--network",
+            "ov",
+            "--network",
+            "ov",
+            "db",
+        ],
+        "twice",
+    );
+    refused(
+        &[
+            "run",
+            "--name",
+            "x",
+            "--network",
+            "ov",
+            "--service",
+            "nope",
+            "--",
+            "true",
+        ],
+        "service nope not found",
+    );
+    refused(
+        &[
+            "run",
+            "--name",
+            "y",
+            "--network",
+            "other",
+            "--service",
+            "web",
+            "--",
+            "true",
+        ],
+        "not defined on network other",
+    );
+    refused(&["service", "rm", "nope"], "nope");
+    assert_eq!(h1.json(&["service", "ls"]), before);
+    assert_eq!(h1.json(&["sandbox", "ls"]), serde_json::json!([]));
+    // A service with a backend cannot be removed; without, it can, and its VIP is free.
+    h1.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "--network",
+        "ov",
+        "--service",
+        "web",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    refused(&["service", "rm", "web"], "backend");
+    h1.ok(&["sandbox", "rm", "-f", "b"]);
+    wait_until("the backend is gone", Duration::from_secs(10), || {
+        h1.cli(&["service", "rm", "web"]).success().then_some(())
+    })
+    .unwrap();
+    assert_eq!(h1.json(&["service", "ls"]), serde_json::json!([]));
+}

@@ -1,0 +1,220 @@
+//! The load balancers of this host's sandboxes: which VIPs each one DNATs to which
+//! backends (weft-services computes the rules), applied one sandbox at a time, whole
+//! table per transaction, only when its desired state changed. Changes arriving within
+//! [`BATCH`] are programmed together; a sandbox being programmed is programmed again after,
+//! if something changed meanwhile.
+
+use super::Names;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+use weft_os::nftables::types::NfFamily;
+use weft_os::{Kernel, NftTable, NsName, NsRef};
+use weft_types::SandboxId;
+
+/// How long changes are gathered before the load balancers are programmed.
+pub(crate) const BATCH: Duration = Duration::from_millis(2);
+
+/// VIP -> active backends, sorted: one sandbox's desired state.
+type Desired = Vec<(IpAddr, Vec<IpAddr>)>;
+
+/// What the load balancers did, for `weft diag stats`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LbStats {
+    /// Sandboxes with a load balancer to keep.
+    pub sandboxes: usize,
+    /// Transactions applied.
+    pub programs: u64,
+    /// Transactions the kernel refused (retried at the next change).
+    pub failures: u64,
+    /// How long the last one took, in microseconds.
+    pub last_program_us: u64,
+    /// The longest one, in microseconds.
+    pub max_program_us: u64,
+}
+
+#[derive(Debug)]
+struct Sandbox {
+    ns: NsName,
+    /// What its table holds; `None` until programmed once (a restarted agent finds
+    /// whatever its previous life left, so the first program always runs).
+    applied: Option<Desired>,
+    busy: bool,
+    dirty: bool,
+}
+
+/// Every sandbox's load balancer.
+#[derive(Debug, Default)]
+pub(crate) struct Balancers {
+    sandboxes: HashMap<SandboxId, Sandbox>,
+    scheduled: bool,
+    stats: LbStats,
+}
+
+/// One sandbox's program to apply.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub sandbox: SandboxId,
+    ns: NsName,
+    desired: Desired,
+}
+
+impl Job {
+    /// Applies the sandbox's table, or removes it when no VIP is left.
+    pub async fn apply(&self, kernel: &dyn Kernel) -> Result<(), weft_os::Error> {
+        let ns = NsRef::named(&self.ns);
+        if self.desired.is_empty() {
+            let table = NftTable {
+                family: NfFamily::IP,
+                name: weft_services::LB_TABLE.to_owned(),
+            };
+            return kernel.delete_table(&ns, &table).await;
+        }
+        kernel
+            .apply_ruleset(&ns, &weft_services::lb_ruleset(&self.desired))
+            .await
+    }
+}
+
+impl Balancers {
+    /// A sandbox on a network with names: its load balancer is kept from now on.
+    pub fn track(&mut self, id: SandboxId, ns: NsName) {
+        self.sandboxes.entry(id).or_insert(Sandbox {
+            ns,
+            applied: None,
+            busy: false,
+            dirty: true,
+        });
+    }
+
+    /// The sandbox is gone, or on no network with names any more.
+    pub fn forget(&mut self, id: &SandboxId) {
+        self.sandboxes.remove(id);
+    }
+
+    /// Marks every sandbox for a look; true when the caller must schedule a program.
+    pub fn mark_all_dirty(&mut self) -> bool {
+        for sandbox in self.sandboxes.values_mut() {
+            sandbox.dirty = true;
+        }
+        !std::mem::replace(&mut self.scheduled, true)
+    }
+
+    /// What each tracked sandbox should hold now.
+    pub fn desired(&self, names: &Names) -> HashMap<SandboxId, Desired> {
+        self.sandboxes
+            .keys()
+            .map(|id| {
+                let mut desired: Desired = names
+                    .views
+                    .get(id)
+                    .into_iter()
+                    .flat_map(|view| &view.networks)
+                    .flat_map(|n| names.directory.virtual_ips(&n.id))
+                    .collect();
+                desired.sort();
+                desired.dedup();
+                (id.clone(), desired)
+            })
+            .collect()
+    }
+
+    /// The programs to run now: dirty, idle sandboxes whose desired state changed.
+    pub fn start_jobs(&mut self, mut desired: HashMap<SandboxId, Desired>) -> Vec<Job> {
+        self.scheduled = false;
+        let mut jobs = Vec::new();
+        for (id, sandbox) in &mut self.sandboxes {
+            if sandbox.busy || !sandbox.dirty {
+                continue;
+            }
+            sandbox.dirty = false;
+            let want = desired.remove(id).unwrap_or_default();
+            if sandbox.applied.as_ref() == Some(&want) {
+                continue;
+            }
+            sandbox.busy = true;
+            jobs.push(Job {
+                sandbox: id.clone(),
+                ns: sandbox.ns.clone(),
+                desired: want,
+            });
+        }
+        jobs
+    }
+
+    /// A program ended; true when the caller must schedule another round (something
+    /// changed while it ran, or it failed).
+    pub fn finish(&mut self, job: Job, ok: bool, took: Duration) -> bool {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.stats.last_program_us = us;
+        self.stats.max_program_us = self.stats.max_program_us.max(us);
+        if ok {
+            self.stats.programs += 1;
+        } else {
+            self.stats.failures += 1;
+        }
+        let Some(sandbox) = self.sandboxes.get_mut(&job.sandbox) else {
+            return false;
+        };
+        sandbox.busy = false;
+        sandbox.applied = ok.then_some(job.desired);
+        let again = sandbox.dirty;
+        again && !std::mem::replace(&mut self.scheduled, true)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> LbStats {
+        LbStats {
+            sandboxes: self.sandboxes.len(),
+            ..self.stats.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn ns(n: &str) -> NsName {
+        NsName::new(n.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn a_sandbox_is_programmed_once_per_change_and_again_after_a_change_while_busy() {
+        let mut lb = Balancers::default();
+        let id = SandboxId::random();
+        lb.track(id.clone(), ns("sb-1"));
+        assert!(lb.mark_all_dirty(), "the first change schedules a round");
+        assert!(!lb.mark_all_dirty(), "one round is enough");
+        let want: Desired = vec![("198.19.1.2".parse().unwrap(), vec![])];
+        let jobs = lb.start_jobs(HashMap::from([(id.clone(), want.clone())]));
+        assert_eq!(jobs.len(), 1);
+        // A change while the program runs: not started twice, scheduled after.
+        assert!(lb.mark_all_dirty());
+        assert!(lb.start_jobs(HashMap::new()).is_empty());
+        let job = jobs.into_iter().next().unwrap();
+        assert!(
+            lb.finish(job, true, Duration::from_millis(1)),
+            "the change that came meanwhile needs another round"
+        );
+        // The same desired state again: nothing to do.
+        let jobs = lb.start_jobs(HashMap::from([(id.clone(), want)]));
+        assert!(jobs.is_empty());
+        assert_eq!(lb.stats().programs, 1);
+    }
+
+    #[test]
+    fn a_failed_program_runs_again_at_the_next_change() {
+        let mut lb = Balancers::default();
+        let id = SandboxId::random();
+        lb.track(id.clone(), ns("sb-2"));
+        lb.mark_all_dirty();
+        let job = lb.start_jobs(HashMap::new()).pop().unwrap();
+        lb.finish(job, false, Duration::from_millis(1));
+        lb.mark_all_dirty();
+        assert_eq!(lb.start_jobs(HashMap::new()).len(), 1);
+        assert_eq!(lb.stats().failures, 1);
+    }
+}
