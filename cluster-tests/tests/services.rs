@@ -333,3 +333,99 @@ fn bad_service_requests_are_refused_and_change_nothing() {
     .unwrap();
     assert_eq!(h1.json(&["service", "ls"]), serde_json::json!([]));
 }
+
+/// The backends `tasks.web` names, and who answered 30 requests through the VIP.
+fn view_of_web(agent: &Agent) -> (Vec<String>, BTreeMap<String, u32>) {
+    (
+        dig_short(agent, "client", &["tasks.web"]),
+        spread(agent, "client", "http://web/", 30),
+    )
+}
+
+#[test]
+fn a_lost_host_leaves_dns_and_the_lb_within_3_s_and_a_lost_agent_does_not() {
+    let mut cluster = three_hosts();
+    let root = tempfile::tempdir().unwrap();
+    cluster
+        .host(1)
+        .ok(&["service", "create", "--network", "ov", "web"]);
+    for i in 1..=3 {
+        backend(cluster.host(i), &format!("web-{i}"), "web", root.path());
+    }
+    let h1 = cluster.host(1);
+    h1.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "ov",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    let all: Vec<String> = {
+        let mut v: Vec<String> = (1..=3)
+            .map(|i| cluster.host(i).ip_of(&format!("web-{i}"), "ov"))
+            .collect();
+        v.sort();
+        v
+    };
+    let web3 = cluster.host(3).ip_of("web-3", "ov");
+    let without3: Vec<String> = all.iter().filter(|ip| **ip != web3).cloned().collect();
+    wait_until(
+        "tasks.web lists the 3 backends",
+        Duration::from_secs(10),
+        || (dig_short(h1, "client", &["tasks.web"]) == all).then_some(()),
+    )
+    .unwrap();
+    // Host loss: host 3 off the underlay. Within 3 s neither DNS nor the LB names it.
+    cluster.cut(3).unwrap();
+    let cut = std::time::Instant::now();
+    wait_until(
+        "host 3's backend leaves tasks.web",
+        Duration::from_secs(3),
+        || (dig_short(h1, "client", &["tasks.web"]) == without3).then_some(()),
+    )
+    .unwrap();
+    let (tasks, seen) = view_of_web(h1);
+    assert_eq!(tasks, without3);
+    assert!(
+        !seen.contains_key("web-3") && !seen.contains_key("FAILED"),
+        "{seen:?}"
+    );
+    println!("host loss noticed in {:?}", cut.elapsed());
+    let log = h1.log();
+    assert!(log.contains("host lost"), "{log}");
+    // Back on the underlay: back in DNS at once (the probe answers again).
+    cluster.heal(3).unwrap();
+    wait_until("host 3's backend is back", Duration::from_secs(5), || {
+        (dig_short(h1, "client", &["tasks.web"]) == all).then_some(())
+    })
+    .unwrap();
+    // Agent loss: host 3's agent killed, its sandboxes run on: for the 60 s suspicion
+    // window every answer and every pick may still name it, and requests to it succeed.
+    cluster.kill9(3).unwrap();
+    let killed = std::time::Instant::now();
+    let mut rounds = 0;
+    while killed.elapsed() < Duration::from_secs(60) {
+        let (tasks, seen) = view_of_web(cluster.host(1));
+        assert_eq!(tasks, all, "after {:?}", killed.elapsed());
+        assert!(
+            !seen.contains_key("FAILED"),
+            "after {:?}: {seen:?}",
+            killed.elapsed()
+        );
+        rounds += 1;
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    assert!(rounds >= 10);
+    // Restarted: nothing changes for clients, at any point.
+    cluster.restart(3).unwrap();
+    let restarted = std::time::Instant::now();
+    while restarted.elapsed() < Duration::from_secs(5) {
+        let (tasks, seen) = view_of_web(cluster.host(1));
+        assert_eq!(tasks, all, "{:?} after the restart", restarted.elapsed());
+        assert!(!seen.contains_key("FAILED"), "{seen:?}");
+    }
+}

@@ -26,6 +26,7 @@ pub mod netns;
 pub mod nft;
 pub mod nsthread;
 pub mod ops;
+pub mod probe;
 pub mod real;
 pub mod resolver;
 pub mod sysctl;

@@ -5,7 +5,7 @@
 //! `endpoint_table`: it validates nothing the gossip codec already checked, and decides
 //! nothing about which sandbox may see which network (that is [`crate::SandboxView`]'s job).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use weft_types::gossip::NameRecord;
 use weft_types::{NetworkId, ServiceMode, ServiceRecord};
@@ -19,6 +19,9 @@ pub struct Directory {
     networks: HashMap<NetworkId, NetworkNames>,
     /// Service definitions by lower-cased name: where a service's VIPs come from.
     services: HashMap<String, ServiceRecord>,
+    /// Nodes whose host is lost (see [`crate::liveness`]): their records answer nothing
+    /// until the host is found again.
+    lost: HashSet<String>,
 }
 
 /// One stored record and the node that published it.
@@ -26,6 +29,8 @@ pub struct Directory {
 struct Entry {
     owner: String,
     record: NameRecord,
+    /// The owner's host is lost: kept, but out of every answer and pool.
+    host_lost: bool,
 }
 
 /// The records of one network and their indexes. Index values are entry keys in ordered
@@ -51,9 +56,36 @@ impl Directory {
     /// Stores `record` under endpoint id `key` on `network`, published by node `owner`;
     /// replaces the record already stored under that key.
     pub fn insert(&mut self, network: &NetworkId, key: &str, owner: &str, record: NameRecord) {
+        let host_lost = self.lost.contains(owner);
         let names = self.networks.entry(network.clone()).or_default();
         names.remove(key);
-        names.add(key, owner, record);
+        names.add(key, owner, record, host_lost);
+    }
+
+    /// Marks the records of node `owner` as on a lost host (out of every answer) or on a
+    /// host found again; true when that changed anything.
+    pub fn set_host_lost(&mut self, owner: &str, lost: bool) -> bool {
+        let changed = if lost {
+            self.lost.insert(owner.to_owned())
+        } else {
+            self.lost.remove(owner)
+        };
+        for names in self.networks.values_mut() {
+            for entry in names.entries.values_mut().filter(|e| e.owner == owner) {
+                entry.host_lost = lost;
+            }
+        }
+        changed
+    }
+
+    /// The nodes that own records here, other than `local`: the hosts to probe.
+    pub fn owners_except(&self, local: &str) -> BTreeSet<String> {
+        self.networks
+            .values()
+            .flat_map(|names| names.entries.values())
+            .map(|entry| entry.owner.clone())
+            .filter(|owner| owner != local)
+            .collect()
     }
 
     /// Removes the record stored under `key` on `network`; true if there was one.
@@ -189,13 +221,14 @@ impl Directory {
         };
         let keys = names.addresses.get(&ip).into_iter().flatten();
         keys.filter_map(|key| names.entries.get(key))
+            .filter(|entry| !entry.host_lost)
             .map(|entry| entry.record.sandbox.as_str())
             .collect()
     }
 }
 
 impl NetworkNames {
-    fn add(&mut self, key: &str, owner: &str, record: NameRecord) {
+    fn add(&mut self, key: &str, owner: &str, record: NameRecord, host_lost: bool) {
         for host in host_names(&record) {
             index(&mut self.hosts, host, key);
         }
@@ -212,6 +245,7 @@ impl NetworkNames {
         let entry = Entry {
             owner: owner.to_owned(),
             record,
+            host_lost,
         };
         self.entries.insert(key.to_owned(), entry);
     }
@@ -292,6 +326,7 @@ impl NetworkNames {
     ) -> impl Iterator<Item = &'a NameRecord> + 'a {
         let keys = keys.into_iter().flatten();
         keys.filter_map(|key| self.entries.get(key))
+            .filter(|entry| !entry.host_lost)
             .map(|entry| &entry.record)
     }
 }
@@ -426,6 +461,28 @@ mod tests {
         assert_eq!(
             dir.lookup(&n, "web"),
             vec!["10.0.0.2".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn records_of_a_lost_host_answer_nothing_until_it_is_found() {
+        let mut dir = Directory::new();
+        let n = net(1);
+        let mut backend = record("web-3", &["10.0.0.3"]);
+        backend.service = Some("web".parse().unwrap());
+        dir.insert(&n, "e3", "h3", backend.clone());
+        assert!(dir.set_host_lost("h3", true));
+        assert!(dir.lookup(&n, "web-3").is_empty());
+        assert!(dir.backends(&n, "web").is_empty());
+        // A record the lost node (re)publishes meanwhile stays out too.
+        dir.insert(&n, "e4", "h3", record("web-4", &["10.0.0.4"]));
+        assert!(dir.lookup(&n, "web-4").is_empty());
+        assert!(dir.set_host_lost("h3", false));
+        assert_eq!(dir.backends(&n, "web").len(), 1);
+        assert_eq!(dir.lookup(&n, "web-4").len(), 1);
+        assert_eq!(
+            dir.owners_except("h1").into_iter().collect::<Vec<_>>(),
+            ["h3"]
         );
     }
 }

@@ -14,6 +14,7 @@
 mod directory;
 mod forward;
 mod lb;
+pub mod liveness;
 mod resolvconf;
 mod resolve;
 mod reverse;

@@ -11,6 +11,7 @@
 //! query never waits for the actor's mailbox.
 
 mod lb;
+mod liveness;
 mod serve;
 
 use actix::prelude::*;
@@ -96,7 +97,17 @@ pub struct ServiceLb {
     refused: u64,
     /// The load balancers of this host's sandboxes.
     lb: lb::Balancers,
+    /// Data-path addresses of the cluster's nodes, from the `nodes` table.
+    node_addrs: HashMap<String, IpAddr>,
+    /// Which nodes the probing task probes; `None` when it could not start.
+    probed: Option<tokio::sync::watch::Sender<HashMap<String, IpAddr>>>,
+    /// Remote records deleted, removed when their grace ends unless they come back.
+    removals: HashMap<(NetworkId, String), SpawnHandle>,
 }
+
+/// How long a remote record deleted from NetworkDB keeps answering: about two gossip
+/// rounds, for a restarted agent to publish it again.
+const REMOVAL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl std::fmt::Debug for ServiceLb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,9 +136,12 @@ impl ServiceLb {
             local: HashMap::new(),
             refused: 0,
             lb: lb::Balancers::default(),
+            node_addrs: HashMap::new(),
+            probed: None,
+            removals: HashMap::new(),
         }
         .start();
-        for table in [Table::Endpoints, Table::Services] {
+        for table in [Table::Endpoints, Table::Services, Table::Nodes] {
             let name = table
                 .name()
                 .parse::<TableName>()
@@ -335,15 +349,64 @@ impl ServiceLb {
         );
     }
 
+    /// A node's record: where its data path is, to probe its host.
+    fn apply_node(&mut self, event: &TableEvent) {
+        let node = event.key.key.as_str();
+        let addr = event.value.as_ref().and_then(|v| {
+            weft_types::gossip::NodeRecord::decode(node, v)
+                .ok()
+                .and_then(|r| r.data_addr)
+        });
+        match addr {
+            Some(addr) => self.node_addrs.insert(node.to_owned(), addr),
+            None => self.node_addrs.remove(node),
+        };
+        self.update_probes();
+    }
+
+    /// Probes the hosts of the nodes that own records here.
+    fn update_probes(&mut self) {
+        let Some(probed) = &self.probed else { return };
+        let owners = self
+            .names
+            .read()
+            .map(|n| n.directory.owners_except(&self.node_name))
+            .unwrap_or_default();
+        let wanted: HashMap<String, IpAddr> = owners
+            .into_iter()
+            .filter_map(|o| Some((o.clone(), *self.node_addrs.get(&o)?)))
+            .collect();
+        probed.send_if_modified(|current| {
+            let changed = *current != wanted;
+            if changed {
+                *current = wanted;
+            }
+            changed
+        });
+    }
+
     /// Another host's entry: added, replaced or removed.
-    fn apply_remote(&mut self, event: &TableEvent) {
+    fn apply_remote(&mut self, event: &TableEvent, ctx: &mut Context<Self>) {
         let Ok(network) = event.key.network.as_str().parse::<NetworkId>() else {
             self.refused += 1;
             return;
         };
         let key = event.key.key.as_str();
+        let pending = (network.clone(), key.to_owned());
+        if let Some(handle) = self.removals.remove(&pending) {
+            ctx.cancel_future(handle);
+        }
         let Some(value) = &event.value else {
-            self.write_names().directory.remove(&network, key);
+            // A restarted agent's entries vanish with its old generation and come back
+            // with the new one a round later: a short grace avoids a gap in answers. A
+            // backend that leaves on purpose drained (disabled) before this.
+            let handle = ctx.run_later(REMOVAL_GRACE, move |act, ctx| {
+                act.removals.remove(&pending);
+                act.write_names().directory.remove(&pending.0, &pending.1);
+                act.update_probes();
+                act.lb_changed(ctx);
+            });
+            self.removals.insert((network, key.to_owned()), handle);
             return;
         };
         match NameRecord::decode(value) {
@@ -365,6 +428,7 @@ impl Actor for ServiceLb {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
+        self.probed = liveness::spawn(ctx.address());
     }
 }
 
@@ -407,12 +471,40 @@ impl Handler<TableEvent> for ServiceLb {
         if event.key.table.as_str() == Table::Services.name() {
             return self.apply_definition(event, ctx);
         }
+        if event.key.table.as_str() == Table::Nodes.name() {
+            return self.apply_node(&event);
+        }
         // This host's own entries come from the controller, with their sandboxes.
         if *event.owner == *self.node_name {
             return;
         }
-        self.apply_remote(&event);
+        self.apply_remote(&event, ctx);
+        self.update_probes();
         self.lb_changed(ctx);
+    }
+}
+
+/// The probing task saw a host lost or found.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct HostLiveness(pub weft_services::liveness::Transition);
+
+impl Handler<HostLiveness> for ServiceLb {
+    type Result = ();
+    fn handle(&mut self, msg: HostLiveness, ctx: &mut Context<Self>) {
+        use weft_services::liveness::Transition;
+        let (node, lost) = match msg.0 {
+            Transition::Lost(node) => (node, true),
+            Transition::Found(node) => (node, false),
+        };
+        if self.write_names().directory.set_host_lost(&node, lost) {
+            if lost {
+                info!(%node, "host lost (its data-path address stopped answering): its backends leave dns and load balancing");
+            } else {
+                info!(%node, "host answers again: its backends are back in dns and load balancing");
+            }
+            self.lb_changed(ctx);
+        }
     }
 }
 
