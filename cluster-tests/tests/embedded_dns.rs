@@ -172,6 +172,19 @@ fn forwarding_tries_the_next_server_and_answers_servfail_when_none_answers() {
     run(h1, "c", &["--network", "n"]);
     assert_eq!(short(h1, "c", "outside.example"), ["198.18.7.7"]);
     assert_eq!((servfail.queries(), good_server.queries()), (1, 1));
+    // A sandbox on an --internal network only never forwards (CVE-2024-29018).
+    h1.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "198.19.31.0/24",
+        "inner",
+    ]);
+    run(h1, "ci", &["--network", "inner"]);
+    let out = dig(h1, "ci", &["outside.example"]);
+    assert_eq!(status(&out), "SERVFAIL", "{out}");
+    assert_eq!((servfail.queries(), good_server.queries()), (1, 1));
     // Now the first server never answers and nothing listens on the second.
     drop(good_server);
     drop(servfail);
@@ -182,10 +195,23 @@ fn forwarding_tries_the_next_server_and_answers_servfail_when_none_answers() {
     assert_eq!(status(&out), "SERVFAIL", "{out}");
     assert!(took <= Duration::from_secs(5), "SERVFAIL after {took:?}");
     let stats = h1.json(&["diag", "stats"]);
-    let resolvers = stats["names"]["resolvers"].as_object().unwrap();
-    let counters = resolvers.values().next().unwrap();
+    let c_id = h1.json(&["sandbox", "inspect", "c"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let counters = &stats["names"]["resolvers"][&c_id];
     assert_eq!(counters["forwarded"], 1, "{stats}");
     assert_eq!(counters["servfail"], 1, "{stats}");
+    // The same counters, summed, in Prometheus form.
+    let metrics = cluster
+        .topology()
+        .exec(1, "curl", &["-s", "127.0.0.1:7948/metrics"])
+        .unwrap();
+    let text = String::from_utf8_lossy(&metrics.stdout);
+    assert!(
+        text.contains("weft_dns_answers_total{outcome=\"forwarded\"} 1"),
+        "{text}"
+    );
 }
 
 #[test]

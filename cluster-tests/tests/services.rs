@@ -429,3 +429,134 @@ fn a_lost_host_leaves_dns_and_the_lb_within_3_s_and_a_lost_agent_does_not() {
         assert!(!seen.contains_key("FAILED"), "{seen:?}");
     }
 }
+
+/// Answers every UDP datagram to port 9999 in namespace `netns` with `name`, for at most
+/// `life`.
+fn udp_echo(netns: String, name: String, life: Duration) -> std::thread::JoinHandle<()> {
+    use std::os::fd::AsFd;
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&netns).unwrap();
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let socket = std::net::UdpSocket::bind("0.0.0.0:9999").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        while started.elapsed() < life {
+            if let Ok((_, from)) = socket.recv_from(&mut buf) {
+                let _ = socket.send_to(name.as_bytes(), from);
+            }
+        }
+    })
+}
+
+#[test]
+fn a_udp_flow_to_a_backend_that_leaves_moves_to_another_backend() {
+    let cluster = Cluster::start(1, ClusterOptions::default()).unwrap();
+    let h1 = cluster.host(1);
+    h1.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "198.19.153.0/24",
+        "ov",
+    ]);
+    h1.ok(&["service", "create", "--network", "ov", "u"]);
+    let netns = |sandbox: &str| {
+        h1.json(&["sandbox", "inspect", sandbox])[0]["netns"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mut echoes = Vec::new();
+    for name in ["u-1", "u-2"] {
+        h1.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "ov",
+            "--service",
+            "u",
+            "--",
+            "sleep",
+            "600",
+        ]);
+        echoes.push(udp_echo(
+            netns(name),
+            name.to_owned(),
+            Duration::from_secs(30),
+        ));
+    }
+    h1.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "ov",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    let vip = h1.json(&["service", "inspect", "u"])[0]["networks"][0]["vip"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // One flow (one source port) from the client: answered by one backend.
+    let (to_client, from_test) = std::sync::mpsc::channel::<()>();
+    let (to_test, answers) = std::sync::mpsc::channel::<String>();
+    let client_ns = netns("client");
+    let flow = std::thread::spawn(move || {
+        use std::os::fd::AsFd;
+        let ns = std::fs::File::open(&client_ns).unwrap();
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let target = format!("{vip}:9999");
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        // Until the test says stop (or 25 s): send, and report each answer.
+        while from_test.try_recv().is_err() && started.elapsed() < Duration::from_secs(25) {
+            let _ = socket.send_to(b"hi", &target);
+            if let Ok(n) = socket.recv(&mut buf) {
+                let _ = to_test.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+    });
+    let first = answers.recv_timeout(Duration::from_secs(5)).unwrap();
+    // The backend that answers leaves; the same flow must reach the other one.
+    let endpoints = h1.json(&["endpoint", "ls", "ov"]);
+    let leaving = endpoints
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["sandbox"] == first.as_str())
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .unwrap();
+    h1.ok(&["endpoint", "leave", "ov", &leaving]);
+    let left = std::time::Instant::now();
+    let moved = loop {
+        assert!(
+            left.elapsed() < Duration::from_secs(5),
+            "the flow stayed on {first}"
+        );
+        match answers.recv_timeout(Duration::from_secs(5)) {
+            Ok(name) if name != first => break name,
+            Ok(_) => continue,
+            Err(_) => panic!("no answer after {first} left"),
+        }
+    };
+    println!(
+        "flow moved from {first} to {moved} {:?} after the leave",
+        left.elapsed()
+    );
+    let _ = to_client.send(());
+    flow.join().unwrap();
+}

@@ -199,12 +199,24 @@ fn label(key: &str, value: &str) -> Labels {
 }
 
 /// The Prometheus text exposition of this node's gossip and controller state.
-pub async fn metrics(
-    netdb: &Addr<NetworkDb>,
-    controller: &Addr<Controller>,
-    events: &Addr<DriverEvents>,
-    watcher: &Addr<ClusterWatcher>,
-) -> Result<String, Error> {
+/// The actors `/metrics` reads.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricSources<'a> {
+    pub netdb: &'a Addr<NetworkDb>,
+    pub controller: &'a Addr<Controller>,
+    pub events: &'a Addr<DriverEvents>,
+    pub watcher: &'a Addr<ClusterWatcher>,
+    pub names: &'a Addr<crate::names::ServiceLb>,
+}
+
+pub async fn metrics(sources: MetricSources<'_>) -> Result<String, Error> {
+    let MetricSources {
+        netdb,
+        controller,
+        events,
+        watcher,
+        names,
+    } = sources;
     let state = gossip_state(netdb).await?;
     let driver_events = events
         .send(weft_controller::events::Stats)
@@ -353,6 +365,10 @@ pub async fn metrics(
     if let Some(rpc) = crate::join::rpc_stats() {
         register_rpc(&mut registry, &rpc);
     }
+    let asked = tokio::time::timeout(WATCHER_PATIENCE, names.send(crate::names::Observe));
+    if let Ok(Ok(state)) = asked.await {
+        register_names(&mut registry, &state);
+    }
     register_stores(&mut registry, &crate::stores::health().await);
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)
@@ -399,6 +415,52 @@ fn register_watcher(registry: &mut Registry, w: &WatcherStats) {
         "watcher_waits",
         "Times the cluster watcher waited for room in the driver-event router (back-pressure)",
         counter(w.waited_for_drivers),
+    );
+}
+
+/// The embedded DNS, summed over the sandboxes' resolvers, and the load balancers.
+fn register_names(registry: &mut Registry, state: &crate::names::NamesState) {
+    let sum = |f: fn(&crate::names::DnsStats) -> u64| state.resolvers.values().map(f).sum::<u64>();
+    let outcomes = counters(
+        "outcome",
+        [
+            ("local", sum(|d| d.local)),
+            ("forwarded", sum(|d| d.forwarded)),
+            ("servfail", sum(|d| d.servfail)),
+            ("refused", sum(|d| d.refused)),
+            ("malformed", sum(|d| d.malformed)),
+        ],
+    );
+    registry.register(
+        "dns_answers",
+        "Queries to the embedded DNS of every sandbox, by how they were answered",
+        outcomes,
+    );
+    registry.register(
+        "dns_queries",
+        "Queries received by the embedded DNS of every sandbox",
+        counter(sum(|d| d.queries)),
+    );
+    let records = Gauge::<i64>::default();
+    records.set(i64::try_from(state.records).unwrap_or(i64::MAX));
+    registry.register("dns_records", "Name records known on this host", records);
+    let lb = &state.lb;
+    registry.register(
+        "lb_programs",
+        "Load-balancer transactions applied in sandboxes",
+        counter(lb.programs),
+    );
+    registry.register(
+        "lb_program_failures",
+        "Load-balancer transactions the kernel refused",
+        counter(lb.failures),
+    );
+    let last = Gauge::<i64>::default();
+    last.set(i64::try_from(lb.last_program_us).unwrap_or(i64::MAX));
+    registry.register(
+        "lb_last_program_microseconds",
+        "How long the last load-balancer transaction took",
+        last,
     );
 }
 

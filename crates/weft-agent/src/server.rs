@@ -277,9 +277,14 @@ async fn stats(State(api): State<Api>) -> ApiResult {
 }
 
 async fn metrics(State(api): State<Api>) -> ApiResult {
-    let text = diag::metrics(&api.netdb, &api.controller, &api.events, &api.watcher)
-        .await
-        .map_err(ApiError)?;
+    let sources = diag::MetricSources {
+        netdb: &api.netdb,
+        controller: &api.controller,
+        events: &api.events,
+        watcher: &api.watcher,
+        names: &api.names,
+    };
+    let text = diag::metrics(sources).await.map_err(ApiError)?;
     Ok(([("content-type", "text/plain; version=0.0.4")], text).into_response())
 }
 

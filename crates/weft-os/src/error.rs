@@ -394,6 +394,16 @@ pub enum Error {
         /// Underlying error.
         source: io::Error,
     },
+    /// `conntrack` ended with an error.
+    #[error("conntrack failed in {ns} (exit {status}): {stderr}")]
+    Conntrack {
+        /// Namespace.
+        ns: NsRef,
+        /// Its exit code.
+        status: i32,
+        /// What it said.
+        stderr: String,
+    },
     /// Spawning a command in a namespace failed.
     #[error("failed to kill the processes of network namespace {name}")]
     KillProcesses {

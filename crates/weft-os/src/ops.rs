@@ -129,6 +129,10 @@ pub trait FirewallOps: Send + Sync {
     async fn delete_table(&self, ns: &NsRef, table: &NftTable) -> Result<()>;
     /// Tables in the namespace.
     async fn list_tables(&self, ns: &NsRef) -> Result<Vec<NftTable>>;
+    /// Deletes the conntrack entries of UDP flows to `to` that were translated to `via`
+    /// (a backend a virtual IP no longer leads to), so that their next datagram is
+    /// balanced again; none is success.
+    async fn forget_udp_flows(&self, ns: &NsRef, to: IpAddr, via: IpAddr) -> Result<()>;
 }
 
 /// Processes inside a namespace.

@@ -444,6 +444,37 @@ impl FirewallOps for RealKernel {
                 source,
             })
     }
+
+    async fn forget_udp_flows(&self, ns: &NsRef, to: IpAddr, via: IpAddr) -> Result<()> {
+        let path = self.ns_path(ns)?;
+        let mut cmd = std::process::Command::new("conntrack");
+        cmd.args(["-D", "-p", "udp", "--orig-dst", &to.to_string()])
+            .args(["--reply-src", &via.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let spawn_err = |source| Error::SpawnCommand {
+            program: "conntrack".into(),
+            ns: ns.clone(),
+            source,
+        };
+        let child = exec::spawn_in_netns(path, cmd).await.map_err(spawn_err)?;
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .map_err(|e| spawn_err(std::io::Error::other(e)))?
+            .map_err(spawn_err)?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // conntrack exits 1 when no entry matched: nothing to forget is success.
+        match out.status.code() {
+            Some(0) => Ok(()),
+            Some(1) if stderr.contains("0 flow entries") => Ok(()),
+            code => Err(Error::Conntrack {
+                ns: ns.clone(),
+                status: code.unwrap_or(-1),
+                stderr: stderr.trim().to_owned(),
+            }),
+        }
+    }
 }
 
 fn family_name(table: &NftTable) -> String {

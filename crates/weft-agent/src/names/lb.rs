@@ -9,8 +9,8 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
-use weft_os::nftables::types::NfFamily;
-use weft_os::{Kernel, NftTable, NsName, NsRef};
+use tracing::warn;
+use weft_os::{Kernel, NsName, NsRef};
 use weft_types::SandboxId;
 
 /// How long changes are gathered before the load balancers are programmed.
@@ -58,23 +58,47 @@ pub(crate) struct Job {
     pub sandbox: SandboxId,
     ns: NsName,
     desired: Desired,
+    /// (VIP, backend) pairs the sandbox's table led to and no longer does.
+    removed: Vec<(IpAddr, IpAddr)>,
 }
 
 impl Job {
-    /// Applies the sandbox's table, or removes it when no VIP is left.
+    /// Applies the sandbox's table (or removes it when no VIP is left), then forgets the
+    /// UDP flows to backends that left: conntrack would otherwise keep sending a flow's
+    /// datagrams to a backend that is gone (TCP connections to it fail and reconnect).
     pub async fn apply(&self, kernel: &dyn Kernel) -> Result<(), weft_os::Error> {
         let ns = NsRef::named(&self.ns);
-        if self.desired.is_empty() {
-            let table = NftTable {
-                family: NfFamily::IP,
-                name: weft_services::LB_TABLE.to_owned(),
-            };
-            return kernel.delete_table(&ns, &table).await;
+        let document = if self.desired.is_empty() {
+            weft_services::lb_removal()
+        } else {
+            weft_services::lb_ruleset(&self.desired)
+        };
+        kernel.apply_ruleset(&ns, &document).await?;
+        for (vip, backend) in &self.removed {
+            if let Err(e) = kernel.forget_udp_flows(&ns, *vip, *backend).await {
+                warn!(sandbox = %self.sandbox.short(), %vip, %backend, error = %e, "cannot forget udp flows to a removed backend");
+            }
         }
-        kernel
-            .apply_ruleset(&ns, &weft_services::lb_ruleset(&self.desired))
-            .await
+        Ok(())
     }
+}
+
+/// The (VIP, backend) pairs of `before` that `after` no longer has.
+fn removed_backends(before: &Desired, after: &Desired) -> Vec<(IpAddr, IpAddr)> {
+    before
+        .iter()
+        .flat_map(|(vip, backends)| {
+            let kept = after
+                .iter()
+                .find(|(v, _)| v == vip)
+                .map(|(_, b)| b.as_slice())
+                .unwrap_or_default();
+            backends
+                .iter()
+                .filter(move |b| !kept.contains(b))
+                .map(move |b| (*vip, *b))
+        })
+        .collect()
 }
 
 impl Balancers {
@@ -134,10 +158,16 @@ impl Balancers {
                 continue;
             }
             sandbox.busy = true;
+            let removed = sandbox
+                .applied
+                .as_ref()
+                .map(|before| removed_backends(before, &want))
+                .unwrap_or_default();
             jobs.push(Job {
                 sandbox: id.clone(),
                 ns: sandbox.ns.clone(),
                 desired: want,
+                removed,
             });
         }
         jobs
@@ -203,6 +233,24 @@ mod tests {
         let jobs = lb.start_jobs(HashMap::from([(id.clone(), want)]));
         assert!(jobs.is_empty());
         assert_eq!(lb.stats().programs, 1);
+    }
+
+    #[test]
+    fn backends_that_leave_a_vip_are_the_flows_to_forget() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let before = vec![
+            (ip("198.19.1.2"), vec![ip("198.19.1.10"), ip("198.19.1.11")]),
+            (ip("198.19.1.3"), vec![ip("198.19.1.12")]),
+        ];
+        let after = vec![(ip("198.19.1.2"), vec![ip("198.19.1.11")])];
+        assert_eq!(
+            removed_backends(&before, &after),
+            vec![
+                (ip("198.19.1.2"), ip("198.19.1.10")),
+                (ip("198.19.1.3"), ip("198.19.1.12"))
+            ]
+        );
+        assert!(removed_backends(&after, &before).is_empty());
     }
 
     #[test]

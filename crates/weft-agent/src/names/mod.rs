@@ -29,7 +29,8 @@ use weft_services::{Directory, NetworkView, SandboxView};
 use weft_types::gossip::{NameRecord, Table};
 use weft_types::{EndpointId, NetworkId, SandboxId};
 
-pub use serve::DnsCounters;
+pub use lb::LbStats;
+pub use serve::{DnsCounters, DnsStats};
 
 /// What the resolvers read: the records, and each sandbox's networks.
 #[derive(Debug, Default)]

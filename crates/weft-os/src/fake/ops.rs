@@ -448,6 +448,12 @@ impl FirewallOps for FakeKernel {
         let mut g = self.enter("list_tables", ns, "")?;
         Ok(g.world().space(ns)?.tables.clone())
     }
+
+    async fn forget_udp_flows(&self, ns: &NsRef, to: IpAddr, via: IpAddr) -> Result<()> {
+        // Recorded as a call; the fake keeps no flows.
+        self.enter("forget_udp_flows", ns, format!("{to} via {via}"))?;
+        Ok(())
+    }
 }
 
 #[async_trait]
