@@ -265,8 +265,21 @@ fn bad_service_requests_are_refused_and_change_nothing() {
         "vip or dnsrr",
     );
     refused(
-        &["service", "create", "--network", "br", "db"],
-        "local network",
+        &[
+            "service",
+            "create",
+            "--network",
+            "br",
+            "--network",
+            "ov",
+            "db",
+        ],
+        "not both",
+    );
+    h1.ok(&["network", "create", "-d", "null", "nul"]);
+    refused(
+        &["service", "create", "--network", "nul", "db"],
+        "networks with names",
     );
     refused(
         &[
@@ -559,4 +572,69 @@ fn a_udp_flow_to_a_backend_that_leaves_moves_to_another_backend() {
     );
     let _ = to_client.send(());
     flow.join().unwrap();
+}
+
+#[test]
+fn a_service_on_a_bridge_network_is_this_hosts_and_survives_a_restart() {
+    let mut cluster = Cluster::start(1, ClusterOptions::default()).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let h1 = cluster.host(1);
+    h1.ok(&["network", "create", "--subnet", "198.19.61.0/24", "ov"]);
+    h1.ok(&["service", "create", "--network", "ov", "web"]);
+    for name in ["web-1", "web-2"] {
+        backend(h1, name, "web", root.path());
+    }
+    h1.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "ov",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    let vip = h1.json(&["service", "inspect", "web"])[0]["networks"][0]["vip"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(vip.starts_with("198.19.61."), "{vip}");
+    assert_eq!(dig_short(h1, "client", &["web"]), vec![vip.clone()]);
+    let seen = spread(h1, "client", "http://web/", 60);
+    assert!(
+        seen.get("web-1").is_some_and(|n| *n > 10) && seen.get("web-2").is_some_and(|n| *n > 10),
+        "{seen:?}"
+    );
+    let refused = h1.cli(&["network", "rm", "-f", "ov"]);
+    assert!(
+        !refused.success() && refused.stderr.contains("service(s) web"),
+        "{}",
+        refused.stderr
+    );
+    // Stored with the host: after a restart the same VIP, still reserved, still balanced.
+    cluster.stop(1).unwrap();
+    cluster.restart(1).unwrap();
+    let h1 = cluster.host(1);
+    assert_eq!(
+        h1.json(&["service", "inspect", "web"])[0]["networks"][0]["vip"],
+        vip.as_str()
+    );
+    h1.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "late",
+        "--network",
+        "ov",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    assert_ne!(h1.ip_of("late", "ov"), vip, "the VIP was handed out again");
+    wait_until("the service answers again", Duration::from_secs(10), || {
+        let seen = spread(h1, "client", "http://web/", 20);
+        (seen.len() == 2 && !seen.contains_key("FAILED")).then_some(())
+    })
+    .unwrap();
 }

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::PathBuf;
 use weft_os::NsName;
 use weft_types::gossip::NameRecord;
-use weft_types::{EndpointId, Name, NetworkId, SandboxId};
+use weft_types::{EndpointId, Name, NetworkId, SandboxId, ServiceRecord};
 
 /// One endpoint of a sandbox on a network with names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,10 @@ pub trait NamePlane: Send + Sync + fmt::Debug {
 
     /// The sandbox is gone.
     fn sandbox_gone(&self, sandbox: &SandboxId);
+
+    /// Every service on this host's local networks, as they are now (global ones come
+    /// from the cluster).
+    fn local_services(&self, services: Vec<ServiceRecord>);
 }
 
 /// No embedded DNS: for tests and for embedding the controller alone.
@@ -52,4 +56,5 @@ pub struct NoNames;
 impl NamePlane for NoNames {
     fn sandbox_names(&self, _: SandboxNames) {}
     fn sandbox_gone(&self, _: &SandboxId) {}
+    fn local_services(&self, _: Vec<ServiceRecord>) {}
 }

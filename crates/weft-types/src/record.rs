@@ -160,6 +160,15 @@ impl Record for EndpointRecord {
     }
 }
 
+/// A service on local (bridge) networks, kept by its host (global ones are the manager's).
+impl Record for crate::ServiceRecord {
+    const KIND: &'static str = "service";
+    const SCHEMA: u16 = 1;
+    fn key(&self) -> String {
+        self.name.to_string()
+    }
+}
+
 impl Record for SandboxRecord {
     const KIND: &'static str = "sandbox";
     const SCHEMA: u16 = 1;

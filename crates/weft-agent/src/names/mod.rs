@@ -104,6 +104,8 @@ pub struct ServiceLb {
     probed: Option<tokio::sync::watch::Sender<HashMap<String, IpAddr>>>,
     /// Remote records deleted, removed when their grace ends unless they come back.
     removals: HashMap<(NetworkId, String), SpawnHandle>,
+    /// The names of this host's local services, as last reported.
+    local_services: Vec<String>,
 }
 
 /// How long a remote record deleted from NetworkDB keeps answering: about two gossip
@@ -140,6 +142,7 @@ impl ServiceLb {
             node_addrs: HashMap::new(),
             probed: None,
             removals: HashMap::new(),
+            local_services: Vec::new(),
         }
         .start();
         for table in [Table::Endpoints, Table::Services, Table::Nodes] {
@@ -558,6 +561,33 @@ impl NamePlane for AgentNames {
 
     fn sandbox_gone(&self, sandbox: &SandboxId) {
         self.names.do_send(ForgetSandbox(sandbox.clone()));
+    }
+
+    fn local_services(&self, services: Vec<weft_types::ServiceRecord>) {
+        self.names.do_send(LocalServices(services));
+    }
+}
+
+/// This host's services on local networks, all of them (from the controller).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct LocalServices(pub Vec<weft_types::ServiceRecord>);
+
+impl Handler<LocalServices> for ServiceLb {
+    type Result = ();
+    fn handle(&mut self, msg: LocalServices, ctx: &mut Context<Self>) {
+        let now: Vec<String> = msg.0.iter().map(|s| s.name.to_string()).collect();
+        {
+            let mut names = self.write_names();
+            for gone in self.local_services.iter().filter(|n| !now.contains(n)) {
+                names.directory.undefine_service(gone);
+            }
+            for service in msg.0 {
+                names.directory.define_service(service);
+            }
+        }
+        self.local_services = now;
+        self.lb_changed(ctx);
     }
 }
 

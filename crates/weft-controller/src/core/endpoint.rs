@@ -520,7 +520,7 @@ impl Core {
 
     /// One address of the given family: `wanted` from the subnet that holds it, or the
     /// next free one from the first subnet that has one.
-    fn allocate_address(
+    pub(super) fn allocate_address(
         &mut self,
         network: &NetworkRecord,
         v6: bool,
@@ -620,7 +620,7 @@ impl Core {
         }
     }
 
-    fn release_address(&mut self, network: &NetworkRecord, addr: IpNet) {
+    pub(super) fn release_address(&mut self, network: &NetworkRecord, addr: IpNet) {
         let pool = self
             .network_pools(network)
             .find(|(p, _)| p.subnet.contains(&addr.addr()));

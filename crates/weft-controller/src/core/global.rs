@@ -178,6 +178,7 @@ impl Core {
                 warn!(endpoint = %endpoint.name, error = %e, "cannot publish the endpoint's entries again");
             }
         }
+        self.report_local_services();
         // The resolvers of this host's sandboxes started empty with the agent.
         let sandboxes: Vec<_> = self.sandboxes.keys().cloned().collect();
         for sandbox in &sandboxes {

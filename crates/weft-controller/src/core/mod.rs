@@ -33,8 +33,8 @@ use weft_os::Kernel;
 use weft_store::{Expect, Store, StoreError, Txn};
 use weft_types::record::Record;
 use weft_types::{
-    EndpointId, EndpointRecord, Error, ErrorKind, Lifecycle, NetworkId, NetworkRecord, SandboxId,
-    SandboxRecord,
+    EndpointId, EndpointRecord, Error, ErrorKind, Lifecycle, Name, NetworkId, NetworkRecord,
+    SandboxId, SandboxRecord, ServiceRecord,
 };
 
 /// How the controller is set up.
@@ -90,6 +90,8 @@ pub struct Core {
     networks: BTreeMap<NetworkId, Stored<NetworkRecord>>,
     endpoints: BTreeMap<EndpointId, Stored<EndpointRecord>>,
     sandboxes: BTreeMap<SandboxId, Stored<SandboxRecord>>,
+    /// Services on local networks (global ones are the manager's).
+    services: BTreeMap<Name, Stored<ServiceRecord>>,
     /// IPAM pools per network, in the order of the network's subnets.
     pools: HashMap<NetworkId, Vec<PoolId>>,
 }
@@ -126,6 +128,24 @@ impl_table!(NetworkRecord, NetworkId, networks);
 impl_table!(EndpointRecord, EndpointId, endpoints);
 impl_table!(SandboxRecord, SandboxId, sandboxes);
 
+/// Local services have no lifecycle: a service record exists whole or not at all (its
+/// VIPs are reserved in memory, and again from the record at start).
+impl Table for ServiceRecord {
+    type Id = Name;
+    fn id(&self) -> Name {
+        self.name.clone()
+    }
+    fn table(core: &mut Core) -> &mut BTreeMap<Name, Stored<Self>> {
+        &mut core.services
+    }
+    fn table_ref(core: &Core) -> &BTreeMap<Name, Stored<Self>> {
+        &core.services
+    }
+    fn lifecycle(&self) -> Lifecycle {
+        Lifecycle::Ready
+    }
+}
+
 impl Core {
     /// Loads the store, rebuilds IPAM and finishes or undoes what a crash interrupted.
     pub async fn open(
@@ -147,6 +167,7 @@ impl Core {
             networks: BTreeMap::new(),
             endpoints: BTreeMap::new(),
             sandboxes: BTreeMap::new(),
+            services: BTreeMap::new(),
             pools: HashMap::new(),
         };
         core.load().await?;
@@ -228,11 +249,12 @@ impl Core {
     /// Reads every record into memory.
     async fn load(&mut self) -> Result<(), Error> {
         let store = self.store.clone();
-        let (networks, endpoints, sandboxes) = tokio::task::spawn_blocking(move || {
+        let (networks, endpoints, sandboxes, services) = tokio::task::spawn_blocking(move || {
             Ok::<_, StoreError>((
                 store.list::<NetworkRecord>()?,
                 store.list::<EndpointRecord>()?,
                 store.list::<SandboxRecord>()?,
+                store.list::<ServiceRecord>()?,
             ))
         })
         .await
@@ -241,6 +263,7 @@ impl Core {
         self.keep(networks);
         self.keep(endpoints);
         self.keep(sandboxes);
+        self.keep(services);
         Ok(())
     }
 

@@ -111,6 +111,7 @@ impl Core {
         for endpoint in unfinished {
             self.delete_endpoint_record(endpoint, true).await?;
         }
+        self.check_no_local_services(&network)?;
         let endpoints: Vec<_> = self.endpoints_of(&network.id).cloned().collect();
         if !endpoints.is_empty() && !force {
             let mut names: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();

@@ -121,6 +121,10 @@ impl Core {
         for endpoint in &endpoints {
             self.reserve_endpoint(endpoint)?;
         }
+        let services: Vec<_> = self.services.values().map(|s| s.record.clone()).collect();
+        for service in &services {
+            self.reserve_service(service)?;
+        }
         Ok(())
     }
 
