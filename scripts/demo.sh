@@ -85,10 +85,11 @@ cleanup() {
     # Sandboxes and the network through weft, while the agents run (quiet, bounded).
     for i in "${!agent_pid[@]}"; do
         kill -0 "${agent_pid[$i]}" 2>/dev/null || continue
-        q "$i" sandbox rm -f "s$i" >/dev/null 2>&1
+        q "$i" sandbox rm -f "s$i" "web$i" >/dev/null 2>&1
     done
     for i in "${!agent_pid[@]}"; do
         kill -0 "${agent_pid[$i]}" 2>/dev/null || continue
+        q "$i" service rm web >/dev/null 2>&1
         q "$i" network rm -f demo-ov >/dev/null 2>&1 && break
     done
     # Only the agents this script started, by pid: SIGTERM (a graceful leave), then
@@ -243,10 +244,37 @@ weft 1 exec s1 -- ip link show eth0
 link=$(q 1 exec s1 -- ip -o link show eth0)
 [[ $link == *" mtu 1450 "* ]] || die "s1's eth0 does not have mtu 1450"
 
+step "a service: web, with a backend on h2 and one on h3 (a small HTTP server each)"
+weft 3 service create --network demo-ov web
+for i in 2 3; do
+    mkdir -p "$work/www$i" && echo "web$i on h$i" >"$work/www$i/index.html"
+    weft "$i" run -d --name "web$i" --network demo-ov --service web -- \
+        python3 -m http.server 80 --bind 0.0.0.0 --directory "$work/www$i"
+done
+for i in 2 3; do
+    wait_for "web$i to listen" 50 q "$i" exec "web$i" -- sh -c 'ss -Htln | grep -q ":80 "'
+done
+weft 1 service inspect web
+
+step "s1 (on h1) finds web by name (embedded DNS at 127.0.0.11) and its connections are spread over the backends"
+vip=$(q 1 --format json service inspect web | grep -o '"vip": *"[0-9.]*"' | grep -o '[0-9.]*[0-9]')
+both_tasks() { [ "$(q 1 exec s1 -- dig @127.0.0.11 +short tasks.web | wc -l)" -eq 2 ]; }
+wait_for "tasks.web to list both backends" 50 both_tasks
+weft 1 exec s1 -- dig @127.0.0.11 +short web
+weft 1 exec s1 -- dig @127.0.0.11 +short tasks.web
+answers=$(q 1 exec s1 -- sh -c 'for i in $(seq 1 20); do curl -s --max-time 2 http://web/; done')
+echo "$answers" | sort | uniq -c
+spread=$(echo "$answers" | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $2; sep=", "}')
+[ "$(echo "$answers" | sort -u | wc -l)" -eq 2 ] || die "20 requests to web did not reach both backends"
+
 step "cleaning up"
 for i in $(seq 1 $hosts); do
     weft "$i" sandbox rm -f "s$i"
 done
+for i in 2 3; do
+    weft "$i" sandbox rm -f "web$i"
+done
+wait_for "web's backends to be gone" 50 q 1 service rm web
 weft 2 network rm demo-ov
 # The trap stops the agents (SIGTERM, by pid), deletes the namespaces, then prints this.
-summary="done in $((SECONDS - started)) s after the build: $hosts hosts (1 manager, $((hosts - 1)) workers) formed one cluster; on overlay demo-ov (VXLAN, mtu 1450) s1 reached s2 and s3 by ICMP and s2 at $rate over TCP; agents stopped, weft-demo-* namespaces deleted"
+summary="done in $((SECONDS - started)) s after the build: $hosts hosts (1 manager, $((hosts - 1)) workers) formed one cluster; on overlay demo-ov (VXLAN, mtu 1450) s1 reached s2 and s3 by ICMP and s2 at $rate over TCP; service web ($vip) answered by name and balanced 20 requests ($spread); agents stopped, weft-demo-* namespaces deleted"

@@ -138,6 +138,11 @@ impl Driver for FakeDriver {
         self.capability
     }
 
+    /// Stands in for bridge and overlay, which answer names; not for `host`.
+    fn answers_names(&self) -> bool {
+        !self.capability.host_namespace
+    }
+
     /// Records the request, refused or not.
     fn validate(&self, request: &NetworkRequest) -> Result<(), DriverError> {
         self.lock().state.validated.push(request.clone());

@@ -35,6 +35,15 @@ impl Core {
             }
             networks.push(network);
         }
+        let named = networks
+            .iter()
+            .map(|n| self.driver_for(n).map(|d| d.answers_names()))
+            .collect::<Result<Vec<bool>, Error>>()?;
+        if named.contains(&false) {
+            return Err(Error::invalid(
+                "a service needs networks with names: overlay or bridge networks",
+            ));
+        }
         let scope = service_scope(&networks)?;
         // The manager answers a repeated create with the existing record (a retry after a
         // lost answer); a user asking twice is told. One name, one service, either scope.
@@ -224,15 +233,12 @@ impl Core {
     }
 }
 
-/// A service's networks are all global (overlay) or all local with names (bridge).
+/// A service's networks are all global (overlay) or all local (bridge).
 fn service_scope(networks: &[NetworkRecord]) -> Result<Scope, Error> {
     let global = networks.iter().filter(|n| n.scope == Scope::Global).count();
     match (global, networks.len() - global) {
         (_, 0) => Ok(Scope::Global),
-        (0, _) if networks.iter().all(|n| n.driver.as_str() == "bridge") => Ok(Scope::Local),
-        (0, _) => Err(Error::invalid(
-            "a service needs networks with names: overlay or bridge networks",
-        )),
+        (0, _) => Ok(Scope::Local),
         _ => Err(Error::invalid(
             "a service is on overlay networks or on bridge networks, not both",
         )),
