@@ -108,6 +108,17 @@ fn names_of_sandboxes_on_other_hosts_resolve_by_name_alias_and_network() {
     }
     let ptr = dig(h1, "client", &["+short", "-x", &web1]);
     assert_eq!(ptr.trim(), "web1.ov.");
+    // The record as gossip carries it, decoded, with its owner.
+    let table = h1.json(&["diag", "table", "endpoint_table", "ov"]);
+    let entry = table
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["owner"] == "h2")
+        .unwrap_or_else(|| panic!("no entry of h2: {table}"));
+    let value: serde_json::Value = serde_json::from_str(entry["value"].as_str().unwrap()).unwrap();
+    assert_eq!(value["sandbox"], "web1", "{value}");
+    assert_eq!(value["aliases"][0], "front", "{value}");
     // Gone with its sandbox: forwarded then, and the upstream here never answers.
     h2.ok(&["sandbox", "rm", "-f", "web1"]);
     wait_until(
