@@ -1,6 +1,7 @@
 //! The load balancers of this host's sandboxes: which VIPs each one DNATs to which
-//! backends (weft-services computes the rules), applied one sandbox at a time, whole
-//! table per transaction, only when its desired state changed. Changes arriving within
+//! backends (weft-services computes the rules), applied one sandbox at a time, only when
+//! its desired state changed: the whole table the first time (or after a failure), then
+//! one transaction with only the difference. Changes arriving within
 //! [`BATCH`] are programmed together; a sandbox being programmed is programmed again after,
 //! if something changed meanwhile.
 
@@ -58,6 +59,8 @@ pub(crate) struct Job {
     pub sandbox: SandboxId,
     ns: NsName,
     desired: Desired,
+    /// What the table holds now, when known: then only the difference is applied.
+    before: Option<Desired>,
     /// (VIP, backend) pairs the sandbox's table led to and no longer does.
     removed: Vec<(IpAddr, IpAddr)>,
 }
@@ -68,12 +71,14 @@ impl Job {
     /// datagrams to a backend that is gone (TCP connections to it fail and reconnect).
     pub async fn apply(&self, kernel: &dyn Kernel) -> Result<(), weft_os::Error> {
         let ns = NsRef::named(&self.ns);
-        let document = if self.desired.is_empty() {
-            weft_services::lb_removal()
-        } else {
-            weft_services::lb_ruleset(&self.desired)
+        let document = match &self.before {
+            Some(before) => weft_services::lb_update(before, &self.desired),
+            None if self.desired.is_empty() => Some(weft_services::lb_removal()),
+            None => Some(weft_services::lb_ruleset(&self.desired)),
         };
-        kernel.apply_ruleset(&ns, &document).await?;
+        if let Some(document) = document {
+            kernel.apply_ruleset(&ns, &document).await?;
+        }
         for (vip, backend) in &self.removed {
             if let Err(e) = kernel.forget_udp_flows(&ns, *vip, *backend).await {
                 warn!(sandbox = %self.sandbox.short(), %vip, %backend, error = %e, "cannot forget udp flows to a removed backend");
@@ -167,6 +172,7 @@ impl Balancers {
                 sandbox: id.clone(),
                 ns: sandbox.ns.clone(),
                 desired: want,
+                before: sandbox.applied.clone(),
                 removed,
             });
         }
