@@ -340,6 +340,14 @@ impl Agent {
         out.stdout
     }
 
+    /// Creates overlay network `name` on `subnet`; its id.
+    pub fn create_overlay(&self, name: &str, subnet: &str) -> String {
+        let args = [
+            "network", "create", "-d", "overlay", "--subnet", subnet, name,
+        ];
+        self.ok(&args).trim().to_owned()
+    }
+
     /// The address (without prefix) of `sandbox` on `network`.
     pub fn ip_of(&self, sandbox: &str, network: &str) -> String {
         let info = self.json(&["sandbox", "inspect", sandbox]);

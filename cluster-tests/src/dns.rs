@@ -125,3 +125,30 @@ fn question_end(query: &[u8]) -> Option<usize> {
     }
     (at + 4 <= query.len()).then_some(at + 4)
 }
+
+/// `dig @127.0.0.11` inside `sandbox` (one try, 6 s) with `args`: its stdout.
+pub fn dig(agent: &crate::Agent, sandbox: &str, args: &[&str]) -> String {
+    let mut full = vec![
+        "exec",
+        sandbox,
+        "--",
+        "dig",
+        "@127.0.0.11",
+        "+time=6",
+        "+tries=1",
+    ];
+    full.extend(args);
+    agent.cli(&full).stdout
+}
+
+/// The lines `dig +short` prints for `args` inside `sandbox`, sorted.
+pub fn dig_short(agent: &crate::Agent, sandbox: &str, args: &[&str]) -> Vec<String> {
+    let mut full = vec!["+short"];
+    full.extend(args);
+    let mut lines: Vec<String> = dig(agent, sandbox, &full)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cluster_tests::dns::{Behaviour, FakeUpstream};
+use cluster_tests::dns::{Behaviour, FakeUpstream, dig, dig_short};
 use cluster_tests::{Agent, AgentOptions, Cluster, ClusterOptions, wait_until};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -18,29 +18,9 @@ fn run(agent: &Agent, name: &str, extra: &[&str]) {
     assert_eq!(agent.ok(&args).trim(), name);
 }
 
-/// `dig` inside `sandbox` against the embedded DNS, with `args`; its stdout.
-fn dig(agent: &Agent, sandbox: &str, args: &[&str]) -> String {
-    let mut full = vec![
-        "exec",
-        sandbox,
-        "--",
-        "dig",
-        "@127.0.0.11",
-        "+time=6",
-        "+tries=1",
-    ];
-    full.extend(args);
-    agent.cli(&full).stdout
-}
-
 /// The addresses `dig +short` prints for `name`, sorted.
 fn short(agent: &Agent, sandbox: &str, name: &str) -> Vec<String> {
-    let mut ips: Vec<String> = dig(agent, sandbox, &["+short", name])
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    ips.sort();
-    ips
+    dig_short(agent, sandbox, &[name])
 }
 
 /// One address, as [`short`] returns it.
@@ -70,15 +50,7 @@ fn names_of_sandboxes_on_other_hosts_resolve_by_name_alias_and_network() {
     let cluster = Cluster::start(2, ClusterOptions::default()).unwrap();
     cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
     let (h1, h2) = (cluster.host(1), cluster.host(2));
-    h1.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "198.19.140.0/24",
-        "ov",
-    ]);
+    h1.create_overlay("ov", "198.19.140.0/24");
     run(h2, "web1", &["--network", "ov", "--alias", "front"]);
     run(h1, "client", &["--network", "ov"]);
     let web1 = h2.ip_of("web1", "ov");

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use cluster_tests::dns::dig_short;
 use cluster_tests::{Agent, Cluster, ClusterOptions, wait_until};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,16 +18,7 @@ fn backend(agent: &Agent, name: &str, service: &str, root: &std::path::Path) {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("index.html"), name).unwrap();
     let dir = dir.display().to_string();
-    let args = [
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network",
-        "ov",
-        "--service",
-        service,
-        "--",
+    let server = [
         "python3",
         "-m",
         "http.server",
@@ -34,31 +26,15 @@ fn backend(agent: &Agent, name: &str, service: &str, root: &std::path::Path) {
         "--bind",
         "0.0.0.0",
         "--directory",
-        &dir,
     ];
-    assert_eq!(agent.ok(&args).trim(), name);
+    let mut command = server.to_vec();
+    command.push(&dir);
+    run_backend(agent, name, service, &command);
     let ip = agent.ip_of(name, "ov");
     wait_until("the backend listens", Duration::from_secs(10), || {
         agent.tcp_connects(name, &ip, 80).then_some(())
     })
     .unwrap();
-}
-
-fn dig_short(agent: &Agent, sandbox: &str, args: &[&str]) -> Vec<String> {
-    let mut full = vec![
-        "exec",
-        sandbox,
-        "--",
-        "dig",
-        "@127.0.0.11",
-        "+short",
-        "+time=6",
-        "+tries=1",
-    ];
-    full.extend(args);
-    let mut lines: Vec<String> = agent.cli(&full).stdout.lines().map(str::to_owned).collect();
-    lines.sort();
-    lines
 }
 
 /// `count` requests to `url` from `sandbox`, one connection each: who answered, how often.
@@ -74,31 +50,26 @@ fn spread(agent: &Agent, sandbox: &str, url: &str, count: u32) -> BTreeMap<Strin
     seen
 }
 
-fn three_hosts() -> Cluster {
-    let cluster = Cluster::start(3, ClusterOptions::default()).unwrap();
-    cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
-    cluster.host(1).ok(&[
-        "network",
-        "create",
+/// `weft run -d` of sandbox `name` on `ov`, a backend of `service`, running `command`.
+fn run_backend(agent: &Agent, name: &str, service: &str, command: &[&str]) {
+    let mut args = vec![
+        "run",
         "-d",
-        "overlay",
-        "--subnet",
-        "198.19.150.0/24",
+        "--name",
+        name,
+        "--network",
         "ov",
-    ]);
-    cluster
+        "--service",
+        service,
+        "--",
+    ];
+    args.extend(command);
+    assert_eq!(agent.ok(&args).trim(), name);
 }
 
-#[test]
-fn a_vip_service_spreads_connections_over_backends_on_every_host_and_drains() {
-    let cluster = three_hosts();
-    let root = tempfile::tempdir().unwrap();
-    let h1 = cluster.host(1);
-    h1.ok(&["service", "create", "--network", "ov", "web"]);
-    for i in 1..=3 {
-        backend(cluster.host(i), &format!("web-{i}"), "web", root.path());
-    }
-    h1.ok(&[
+/// A sandbox `client` on `ov`, for the requests.
+fn client(agent: &Agent) {
+    let args = [
         "run",
         "-d",
         "--name",
@@ -108,15 +79,56 @@ fn a_vip_service_spreads_connections_over_backends_on_every_host_and_drains() {
         "--",
         "sleep",
         "600",
-    ]);
-    let info = h1.json(&["service", "inspect", "web"]);
-    let vip = info[0]["networks"][0]["vip"].as_str().unwrap().to_owned();
-    assert!(vip.starts_with("198.19.150."), "{info}");
-    assert_eq!(dig_short(h1, "client", &["web"]), vec![vip.clone()]);
+    ];
+    assert_eq!(agent.ok(&args).trim(), "client");
+}
+
+/// The VIP of `service` on its first network.
+fn vip_of(agent: &Agent, service: &str) -> String {
+    let info = agent.json(&["service", "inspect", service]);
+    info[0]["networks"][0]["vip"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no vip: {info}"))
+        .to_owned()
+}
+
+fn three_hosts() -> Cluster {
+    let cluster = Cluster::start(3, ClusterOptions::default()).unwrap();
+    cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
+    cluster.host(1).create_overlay("ov", "198.19.150.0/24");
+    cluster
+}
+
+/// Three hosts, overlay `ov`, service `web` (created with `create` flags added), an HTTP
+/// backend `web-I` on each host I, and a client sandbox on host 1. Returns the cluster, the
+/// backends' files and their addresses, sorted.
+fn web_on_three_hosts(create: &[&str]) -> (Cluster, tempfile::TempDir, Vec<String>) {
+    let cluster = three_hosts();
+    let root = tempfile::tempdir().unwrap();
+    let mut args = vec!["service", "create", "--network", "ov"];
+    args.extend(create);
+    args.push("web");
+    cluster.host(1).ok(&args);
+    for i in 1..=3 {
+        backend(cluster.host(i), &format!("web-{i}"), "web", root.path());
+    }
+    client(cluster.host(1));
     let mut backends: Vec<String> = (1..=3)
         .map(|i| cluster.host(i).ip_of(&format!("web-{i}"), "ov"))
         .collect();
     backends.sort();
+    (cluster, root, backends)
+}
+
+#[test]
+fn a_vip_service_spreads_connections_over_backends_on_every_host_and_drains() {
+    let (cluster, _root, backends) = web_on_three_hosts(&[]);
+    let h1 = cluster.host(1);
+    let info = h1.json(&["service", "inspect", "web"]);
+    let vip = info[0]["networks"][0]["vip"].as_str().unwrap().to_owned();
+    assert!(vip.starts_with("198.19.150."), "{info}");
+    assert_eq!(dig_short(h1, "client", &["web"]), vec![vip.clone()]);
+    let mut backends = backends;
     wait_until(
         "tasks.web lists the 3 backends",
         Duration::from_secs(10),
@@ -179,38 +191,10 @@ fn a_vip_service_spreads_connections_over_backends_on_every_host_and_drains() {
 
 #[test]
 fn a_dnsrr_service_answers_its_backends_in_any_case() {
-    let cluster = three_hosts();
-    let root = tempfile::tempdir().unwrap();
+    let (cluster, _root, backends) = web_on_three_hosts(&["--mode", "dnsrr"]);
     let h1 = cluster.host(1);
-    h1.ok(&[
-        "service",
-        "create",
-        "--mode",
-        "dnsrr",
-        "--network",
-        "ov",
-        "web",
-    ]);
-    for i in 1..=3 {
-        backend(cluster.host(i), &format!("web-{i}"), "web", root.path());
-    }
-    h1.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "client",
-        "--network",
-        "ov",
-        "--",
-        "sleep",
-        "600",
-    ]);
     let info = h1.json(&["service", "inspect", "web"]);
     assert!(info[0]["networks"][0]["vip"].is_null(), "{info}");
-    let mut backends: Vec<String> = (1..=3)
-        .map(|i| cluster.host(i).ip_of(&format!("web-{i}"), "ov"))
-        .collect();
-    backends.sort();
     wait_until("web lists the 3 backends", Duration::from_secs(10), || {
         (dig_short(h1, "client", &["web"]) == backends).then_some(())
     })
@@ -231,24 +215,8 @@ fn a_dnsrr_service_answers_its_backends_in_any_case() {
 fn bad_service_requests_are_refused_and_change_nothing() {
     let cluster = Cluster::start(1, ClusterOptions::default()).unwrap();
     let h1 = cluster.host(1);
-    h1.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "198.19.151.0/24",
-        "ov",
-    ]);
-    h1.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "198.19.152.0/24",
-        "other",
-    ]);
+    h1.create_overlay("ov", "198.19.151.0/24");
+    h1.create_overlay("other", "198.19.152.0/24");
     h1.ok(&["network", "create", "--subnet", "198.19.60.0/24", "br"]);
     h1.ok(&["service", "create", "--network", "ov", "web"]);
     let before = h1.json(&["service", "ls"]);
@@ -357,33 +325,8 @@ fn view_of_web(agent: &Agent) -> (Vec<String>, BTreeMap<String, u32>) {
 
 #[test]
 fn a_lost_host_leaves_dns_and_the_lb_within_3_s_and_a_lost_agent_does_not() {
-    let mut cluster = three_hosts();
-    let root = tempfile::tempdir().unwrap();
-    cluster
-        .host(1)
-        .ok(&["service", "create", "--network", "ov", "web"]);
-    for i in 1..=3 {
-        backend(cluster.host(i), &format!("web-{i}"), "web", root.path());
-    }
+    let (mut cluster, _root, all) = web_on_three_hosts(&[]);
     let h1 = cluster.host(1);
-    h1.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "client",
-        "--network",
-        "ov",
-        "--",
-        "sleep",
-        "600",
-    ]);
-    let all: Vec<String> = {
-        let mut v: Vec<String> = (1..=3)
-            .map(|i| cluster.host(i).ip_of(&format!("web-{i}"), "ov"))
-            .collect();
-        v.sort();
-        v
-    };
     let web3 = cluster.host(3).ip_of("web-3", "ov");
     let without3: Vec<String> = all.iter().filter(|ip| **ip != web3).cloned().collect();
     wait_until(
@@ -468,15 +411,7 @@ fn udp_echo(netns: String, name: String, life: Duration) -> std::thread::JoinHan
 fn a_udp_flow_to_a_backend_that_leaves_moves_to_another_backend() {
     let cluster = Cluster::start(1, ClusterOptions::default()).unwrap();
     let h1 = cluster.host(1);
-    h1.ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "198.19.153.0/24",
-        "ov",
-    ]);
+    h1.create_overlay("ov", "198.19.153.0/24");
     h1.ok(&["service", "create", "--network", "ov", "u"]);
     let netns = |sandbox: &str| {
         h1.json(&["sandbox", "inspect", sandbox])[0]["netns"]
@@ -486,40 +421,15 @@ fn a_udp_flow_to_a_backend_that_leaves_moves_to_another_backend() {
     };
     let mut echoes = Vec::new();
     for name in ["u-1", "u-2"] {
-        h1.ok(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "ov",
-            "--service",
-            "u",
-            "--",
-            "sleep",
-            "600",
-        ]);
+        run_backend(h1, name, "u", &["sleep", "600"]);
         echoes.push(udp_echo(
             netns(name),
             name.to_owned(),
             Duration::from_secs(30),
         ));
     }
-    h1.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "client",
-        "--network",
-        "ov",
-        "--",
-        "sleep",
-        "600",
-    ]);
-    let vip = h1.json(&["service", "inspect", "u"])[0]["networks"][0]["vip"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    client(h1);
+    let vip = vip_of(h1, "u");
     // One flow (one source port) from the client: answered by one backend.
     let (to_client, from_test) = std::sync::mpsc::channel::<()>();
     let (to_test, answers) = std::sync::mpsc::channel::<String>();
@@ -584,21 +494,8 @@ fn a_service_on_a_bridge_network_is_this_hosts_and_survives_a_restart() {
     for name in ["web-1", "web-2"] {
         backend(h1, name, "web", root.path());
     }
-    h1.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "client",
-        "--network",
-        "ov",
-        "--",
-        "sleep",
-        "600",
-    ]);
-    let vip = h1.json(&["service", "inspect", "web"])[0]["networks"][0]["vip"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    client(h1);
+    let vip = vip_of(h1, "web");
     assert!(vip.starts_with("198.19.61."), "{vip}");
     assert_eq!(dig_short(h1, "client", &["web"]), vec![vip.clone()]);
     let seen = spread(h1, "client", "http://web/", 60);

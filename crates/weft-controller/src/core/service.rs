@@ -185,17 +185,20 @@ impl Core {
 
     /// Reserves a stored local service's VIPs again (at start).
     pub(crate) fn reserve_service(&mut self, service: &ServiceRecord) -> Result<(), Error> {
-        for on in &service.networks {
-            let (Some(vip), Some(network)) = (
-                on.vip,
-                self.networks.get(&on.network).map(|s| s.record.clone()),
-            ) else {
-                continue;
-            };
+        for (vip, network) in self.vips_of(service) {
             self.allocate_address(&network, vip.is_ipv6(), Some(vip))
                 .map_err(|e| e.context(format!("stored service {}", service.name)))?;
         }
         Ok(())
+    }
+
+    /// A local service's VIPs, each with its network (one this host still has).
+    fn vips_of(&self, service: &ServiceRecord) -> Vec<(IpAddr, NetworkRecord)> {
+        service
+            .networks
+            .iter()
+            .filter_map(|on| Some((on.vip?, self.networks.get(&on.network)?.record.clone())))
+            .collect()
     }
 
     /// Tells the embedded DNS and load balancers which local services exist.
@@ -218,13 +221,7 @@ impl Core {
 
     /// Releases a local service's VIPs in IPAM.
     fn release_vips(&mut self, service: &ServiceRecord) {
-        for on in &service.networks {
-            let (Some(vip), Some(network)) = (
-                on.vip,
-                self.networks.get(&on.network).map(|s| s.record.clone()),
-            ) else {
-                continue;
-            };
+        for (vip, network) in self.vips_of(service) {
             let prefix = if vip.is_ipv4() { 32 } else { 128 };
             if let Ok(net) = ipnet::IpNet::new(vip, prefix) {
                 self.release_address(&network, net);
