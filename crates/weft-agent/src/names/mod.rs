@@ -12,17 +12,18 @@
 
 mod lb;
 mod liveness;
+mod observe;
+mod plane;
 mod serve;
 
 use actix::prelude::*;
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
-use weft_controller::names::{NamePlane, SandboxNames};
+use weft_controller::names::SandboxNames;
 use weft_netdb::{NetworkDb, TableEvent, TableName, Watch};
 use weft_os::Kernel;
 use weft_services::{Directory, NetworkView, SandboxView};
@@ -30,6 +31,8 @@ use weft_types::gossip::{NameRecord, Table};
 use weft_types::{EndpointId, NetworkId, SandboxId};
 
 pub use lb::LbStats;
+pub use observe::{Backends, NamesState, Observe};
+pub use plane::{AgentNames, LocalServices};
 pub use serve::{DnsCounters, DnsStats};
 
 /// What the resolvers read: the records, and each sandbox's networks.
@@ -509,119 +512,5 @@ impl Handler<HostLiveness> for ServiceLb {
             }
             self.lb_changed(ctx);
         }
-    }
-}
-
-/// The naming actor's state, for `weft diag stats`.
-#[derive(Debug, Clone, Serialize)]
-pub struct NamesState {
-    /// Name records known here, in every network.
-    pub records: usize,
-    /// Remote entries refused as malformed.
-    pub refused: u64,
-    /// Each resolver's counters, by sandbox id.
-    pub resolvers: BTreeMap<String, serve::DnsStats>,
-    /// The load balancers: programs applied and how long they took.
-    pub lb: lb::LbStats,
-}
-
-/// Asks the naming actor for its state.
-#[derive(Message, Debug)]
-#[rtype(result = "NamesState")]
-pub struct Observe;
-
-impl Handler<Observe> for ServiceLb {
-    type Result = MessageResult<Observe>;
-    fn handle(&mut self, _: Observe, _: &mut Context<Self>) -> Self::Result {
-        let records = self.names.read().map_or(0, |names| names.directory.len());
-        MessageResult(NamesState {
-            records,
-            refused: self.refused,
-            resolvers: self
-                .resolvers
-                .iter()
-                .map(|(id, r)| (id.to_string(), r.counters.snapshot()))
-                .collect(),
-            lb: self.lb.stats(),
-        })
-    }
-}
-
-/// The controller's [`NamePlane`]: its reports become this actor's messages. One message
-/// per controller operation (the controller runs one at a time), each handled in memory.
-#[derive(Debug, Clone)]
-pub struct AgentNames {
-    pub names: Addr<ServiceLb>,
-}
-
-impl NamePlane for AgentNames {
-    fn sandbox_names(&self, names: SandboxNames) {
-        self.names.do_send(ReportSandbox(names));
-    }
-
-    fn sandbox_gone(&self, sandbox: &SandboxId) {
-        self.names.do_send(ForgetSandbox(sandbox.clone()));
-    }
-
-    fn local_services(&self, services: Vec<weft_types::ServiceRecord>) {
-        self.names.do_send(LocalServices(services));
-    }
-}
-
-/// This host's services on local networks, all of them (from the controller).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct LocalServices(pub Vec<weft_types::ServiceRecord>);
-
-impl Handler<LocalServices> for ServiceLb {
-    type Result = ();
-    fn handle(&mut self, msg: LocalServices, ctx: &mut Context<Self>) {
-        let now: Vec<String> = msg.0.iter().map(|s| s.name.to_string()).collect();
-        {
-            let mut names = self.write_names();
-            for gone in self.local_services.iter().filter(|n| !now.contains(n)) {
-                names.directory.undefine_service(gone);
-            }
-            for service in msg.0 {
-                names.directory.define_service(service);
-            }
-        }
-        self.local_services = now;
-        self.lb_changed(ctx);
-    }
-}
-
-/// Asks for a service's backends, on every network and host this node knows.
-#[derive(Message, Debug)]
-#[rtype(result = "Vec<weft_types::api::BackendInfo>")]
-pub struct Backends {
-    pub service: String,
-}
-
-impl Handler<Backends> for ServiceLb {
-    type Result = MessageResult<Backends>;
-    fn handle(&mut self, msg: Backends, _: &mut Context<Self>) -> Self::Result {
-        let names = self.names.read().unwrap_or_else(|p| p.into_inner());
-        let backends = names
-            .directory
-            .backend_records(&msg.service)
-            .into_iter()
-            .map(
-                |(network, _key, owner, record)| weft_types::api::BackendInfo {
-                    endpoint: record.endpoint.to_string(),
-                    sandbox: record.sandbox.to_string(),
-                    network_id: network.to_string(),
-                    ips: record.ips.clone(),
-                    host: owner.to_owned(),
-                    state: if record.disabled {
-                        "draining"
-                    } else {
-                        "active"
-                    }
-                    .to_owned(),
-                },
-            )
-            .collect();
-        MessageResult(backends)
     }
 }
