@@ -351,6 +351,28 @@ fn a_lost_host_leaves_dns_and_the_lb_within_3_s_and_a_lost_agent_does_not() {
         "{seen:?}"
     );
     println!("host loss noticed in {:?}", cut.elapsed());
+    let info = h1.json(&["service", "inspect", "web"]);
+    let states: BTreeMap<String, String> = info[0]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["sandbox"].as_str().unwrap().to_owned(),
+                b["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states.get("web-3").map(String::as_str),
+        Some("host-lost"),
+        "{info}"
+    );
+    assert_eq!(
+        states.get("web-1").map(String::as_str),
+        Some("active"),
+        "{info}"
+    );
     let log = h1.log();
     assert!(log.contains("host lost"), "{log}");
     // Back on the underlay: back in DNS at once (the probe answers again).

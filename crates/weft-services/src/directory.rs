@@ -24,6 +24,19 @@ pub struct Directory {
     lost: HashSet<String>,
 }
 
+/// A backend as `weft service inspect` shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct BackendRecord<'a> {
+    pub network: &'a NetworkId,
+    /// The endpoint id.
+    pub key: &'a str,
+    /// The node that published it.
+    pub owner: &'a str,
+    pub record: &'a NameRecord,
+    /// Its host stopped answering probes: out of every answer until it answers again.
+    pub host_lost: bool,
+}
+
 /// One stored record and the node that published it.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -165,9 +178,9 @@ impl Directory {
         vips
     }
 
-    /// The records of `service`'s backends on every network, with their owners (for
-    /// `weft service inspect`): (network, endpoint key, owner, record).
-    pub fn backend_records(&self, service: &str) -> Vec<(&NetworkId, &str, &str, &NameRecord)> {
+    /// The records of `service`'s backends on every network, with their owners and
+    /// whether their host is lost (for `weft service inspect`), by network and key.
+    pub fn backend_records(&self, service: &str) -> Vec<BackendRecord<'_>> {
         let wanted = service.to_ascii_lowercase();
         let mut out: Vec<_> = self
             .networks
@@ -175,10 +188,16 @@ impl Directory {
             .flat_map(|(network, names)| {
                 names
                     .records_with_keys(names.services.get(&wanted))
-                    .map(move |(key, entry)| (network, key, entry.owner.as_str(), &entry.record))
+                    .map(move |(key, entry)| BackendRecord {
+                        network,
+                        key,
+                        owner: &entry.owner,
+                        record: &entry.record,
+                        host_lost: entry.host_lost,
+                    })
             })
             .collect();
-        out.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        out.sort_by(|a, b| (a.network, a.key).cmp(&(b.network, b.key)));
         out
     }
 
@@ -457,6 +476,7 @@ mod tests {
             vec![(vip, vec!["10.0.0.2".parse().unwrap()])]
         );
         assert_eq!(dir.backend_records("WEB").len(), 1);
+        assert!(!dir.backend_records("web")[0].host_lost);
         assert!(dir.undefine_service("web"));
         assert_eq!(
             dir.lookup(&n, "web"),

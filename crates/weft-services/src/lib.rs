@@ -23,7 +23,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use directory::Directory;
+pub use directory::{BackendRecord, Directory};
 pub use forward::{InFlight, MAX_IN_FLIGHT, Skip, Verdict, judge_reply, refused, servfail};
 pub use lb::{BUCKETS, LB_TABLE, LbServices, lb_removal, lb_ruleset, lb_update};
 pub use resolvconf::{

@@ -374,6 +374,6 @@ pub struct BackendInfo {
     pub ips: Vec<IpAddr>,
     /// The node that published it.
     pub host: String,
-    /// `active`, or `draining` while it leaves.
+    /// `active`, `draining` while it leaves, or `host-lost` while its host does not answer.
     pub state: String,
 }

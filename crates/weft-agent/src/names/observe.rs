@@ -56,21 +56,19 @@ impl Handler<Backends> for ServiceLb {
             .directory
             .backend_records(&msg.service)
             .into_iter()
-            .map(
-                |(network, _key, owner, record)| weft_types::api::BackendInfo {
-                    endpoint: record.endpoint.to_string(),
-                    sandbox: record.sandbox.to_string(),
-                    network_id: network.to_string(),
-                    ips: record.ips.clone(),
-                    host: owner.to_owned(),
-                    state: if record.disabled {
-                        "draining"
-                    } else {
-                        "active"
-                    }
-                    .to_owned(),
-                },
-            )
+            .map(|b| weft_types::api::BackendInfo {
+                endpoint: b.record.endpoint.to_string(),
+                sandbox: b.record.sandbox.to_string(),
+                network_id: b.network.to_string(),
+                ips: b.record.ips.clone(),
+                host: b.owner.to_owned(),
+                state: match (b.host_lost, b.record.disabled) {
+                    (true, _) => "host-lost",
+                    (false, true) => "draining",
+                    (false, false) => "active",
+                }
+                .to_owned(),
+            })
             .collect();
         MessageResult(backends)
     }
