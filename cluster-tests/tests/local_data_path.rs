@@ -149,3 +149,18 @@ fn bridge_networks_connect_isolate_and_clean_up() {
     );
     assert_eq!(agent.json(&["endpoint", "ls"]), serde_json::json!([]));
 }
+
+#[test]
+fn a_single_agent_with_no_cluster_flags_runs_overlay_sandboxes() {
+    // No --advertise-addr: a single-node cluster on 127.0.0.1, as `weft agent` alone.
+    let agent = Agent::start(AgentOptions::default()).unwrap();
+    agent.create_overlay("ov", "198.19.90.0/24");
+    run(&agent, "a", &["ov"]);
+    run(&agent, "b", &["ov"]);
+    let b = agent.ip_of("b", "ov");
+    assert!(agent.ping("a", &b, 2), "a cannot reach b on the overlay");
+    let link = agent.ok(&["exec", "a", "--", "ip", "-o", "link", "show", "eth0"]);
+    assert!(link.contains(" mtu 1450 "), "{link}");
+    agent.ok(&["sandbox", "rm", "-f", "a", "b"]);
+    agent.ok(&["network", "rm", "ov"]);
+}

@@ -21,6 +21,8 @@ const HOST: NsRef = NsRef::Host;
 const NEIGH_RETRANS_MS: &str = "100";
 /// IPv4's minimum MTU (RFC 791).
 const MIN_MTU: u32 = 68;
+/// The underlay MTU assumed for a loopback VTEP (a single node): Ethernet's.
+const LOOPBACK_UNDERLAY_MTU: u32 = 1500;
 
 /// Why setting up a network's namespace failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,12 @@ impl OverlayDriver {
     pub(super) async fn overlay_mtu(&self) -> Result<u32, SetupError> {
         if let Some(mtu) = self.config.mtu {
             return Ok(mtu);
+        }
+        // A single node advertising a loopback address (`weft agent` with no flags): no
+        // frame ever leaves the host, and lo's 64 KiB would make odd sandboxes; take the
+        // MTU of the usual 1500-byte link.
+        if self.config.vtep.is_loopback() {
+            return Ok(LOOPBACK_UNDERLAY_MTU - VXLAN_OVERHEAD);
         }
         let vtep = IpAddr::V4(self.config.vtep);
         for link in self.kernel.list_links(&HOST, "").await? {
