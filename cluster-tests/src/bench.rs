@@ -199,3 +199,127 @@ pub fn median(values: &[f64]) -> f64 {
         (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
     }
 }
+
+/// Runs `f` on a new OS thread that entered the network namespace at `netns` (a path),
+/// and returns what it made. Sockets made there stay in that namespace whichever thread
+/// uses them afterwards, so the calling thread never changes namespace.
+pub fn in_netns<T: Send + 'static>(
+    netns: &str,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    use std::os::fd::AsFd;
+    let ns = std::fs::File::open(netns).with_context(|| format!("open {netns}"))?;
+    let thread = std::thread::spawn(move || {
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+        f()
+    });
+    thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread in {netns} panicked"))?
+        .with_context(|| format!("in namespace {netns}"))
+}
+
+/// One `wrk` run: requests per second, and the requests that failed (socket errors of
+/// every kind, and answers other than 2xx/3xx).
+#[derive(Debug, Clone, Copy)]
+pub struct Wrk {
+    pub requests_per_s: f64,
+    pub errors: u64,
+}
+
+/// Reads wrk's summary: `Requests/sec: N`, `Socket errors: connect a, read b, write c,
+/// timeout d` and `Non-2xx or 3xx responses: e` (the last two only when non-zero).
+pub fn parse_wrk(out: &str) -> anyhow::Result<Wrk> {
+    let value = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .map(str::trim)
+    };
+    let requests_per_s = value("Requests/sec:")
+        .with_context(|| format!("no Requests/sec in wrk output: {out}"))?
+        .parse()
+        .context("Requests/sec number")?;
+    let mut errors = 0;
+    if let Some(socket) = value("Socket errors:") {
+        for part in socket.split(',') {
+            let n = part.split_whitespace().last().unwrap_or("0");
+            errors += n.parse::<u64>().context("wrk socket error count")?;
+        }
+    }
+    if let Some(n) = value("Non-2xx or 3xx responses:") {
+        errors += n.parse::<u64>().context("wrk non-2xx count")?;
+    }
+    Ok(Wrk {
+        requests_per_s,
+        errors,
+    })
+}
+
+/// One `dnsperf` run: queries per second, the mean latency, and the queries lost.
+#[derive(Debug, Clone, Copy)]
+pub struct DnsPerf {
+    pub queries_per_s: f64,
+    pub avg_latency: Duration,
+    pub lost: u64,
+}
+
+/// Reads dnsperf's statistics: `Queries per second: N`, `Average Latency (s): X (min ..)`
+/// and `Queries lost: N (P%)`.
+pub fn parse_dnsperf(out: &str) -> anyhow::Result<DnsPerf> {
+    let first_word = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .with_context(|| format!("no {prefix:?} in dnsperf output: {out}"))
+    };
+    let queries_per_s = first_word("Queries per second:")?
+        .parse()
+        .context("queries per second")?;
+    let avg: f64 = first_word("Average Latency (s):")?
+        .parse()
+        .context("average latency")?;
+    let lost = first_word("Queries lost:")?
+        .parse()
+        .context("queries lost")?;
+    Ok(DnsPerf {
+        queries_per_s,
+        avg_latency: Duration::from_secs_f64(avg),
+        lost,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_summary_gives_the_rate_and_every_kind_of_error() {
+        let out = "Running 5s test @ http://198.19.192.4/\n\
+            \x20 2 threads and 32 connections\n\
+            \x20 123456 requests in 5.00s, 9.42MB read\n\
+            \x20 Socket errors: connect 1, read 12, write 0, timeout 3\n\
+            \x20 Non-2xx or 3xx responses: 2\n\
+            Requests/sec:  24691.20\n\
+            Transfer/sec:      1.88MB\n";
+        let wrk = parse_wrk(out).unwrap();
+        assert!((wrk.requests_per_s - 24691.2).abs() < 1e-9);
+        assert_eq!(wrk.errors, 18);
+        let clean = parse_wrk("Requests/sec: 10.5\n").unwrap();
+        assert_eq!(clean.errors, 0);
+        assert!(parse_wrk("unable to connect to 127.0.0.1:80 Connection refused").is_err());
+    }
+
+    #[test]
+    fn dnsperf_statistics_give_rate_latency_and_losses() {
+        let out = "Statistics:\n\n\
+            \x20 Queries sent:         100\n\
+            \x20 Queries completed:    97 (97.00%)\n\
+            \x20 Queries lost:         3 (3.00%)\n\n\
+            \x20 Queries per second:   21234.567890\n\n\
+            \x20 Average Latency (s):  0.000321 (min 0.000010, max 0.001234)\n";
+        let perf = parse_dnsperf(out).unwrap();
+        assert!((perf.queries_per_s - 21234.56789).abs() < 1e-6);
+        assert!((perf.avg_latency.as_secs_f64() - 0.000321).abs() < 1e-9);
+        assert_eq!(perf.lost, 3);
+    }
+}

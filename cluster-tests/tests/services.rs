@@ -512,11 +512,12 @@ fn a_service_on_a_bridge_network_is_this_hosts_and_survives_a_restart() {
     let root = tempfile::tempdir().unwrap();
     let h1 = cluster.host(1);
     h1.ok(&["network", "create", "--subnet", "198.19.61.0/24", "ov"]);
+    // The client first: its load balancer starts with no VIP at all, and gets one later.
+    client(h1);
     h1.ok(&["service", "create", "--network", "ov", "web"]);
     for name in ["web-1", "web-2"] {
         backend(h1, name, "web", root.path());
     }
-    client(h1);
     let vip = vip_of(h1, "web");
     assert!(vip.starts_with("198.19.61."), "{vip}");
     assert_eq!(dig_short(h1, "client", &["web"]), vec![vip.clone()]);
@@ -525,6 +526,8 @@ fn a_service_on_a_bridge_network_is_this_hosts_and_survives_a_restart() {
         seen.get("web-1").is_some_and(|n| *n > 10) && seen.get("web-2").is_some_and(|n| *n > 10),
         "{seen:?}"
     );
+    let stats = h1.json(&["diag", "stats"]);
+    assert_eq!(stats["names"]["lb"]["failures"], 0, "{stats}");
     let refused = h1.cli(&["network", "rm", "-f", "ov"]);
     assert!(
         !refused.success() && refused.stderr.contains("service(s) web"),

@@ -16,6 +16,8 @@ use weft_types::SandboxId;
 
 /// How long changes are gathered before the load balancers are programmed.
 pub(crate) const BATCH: Duration = Duration::from_millis(2);
+/// How long after a failed program the next try comes.
+pub(crate) const RETRY: Duration = Duration::from_secs(1);
 
 /// VIP -> active backends, sorted: one sandbox's desired state.
 type Desired = Vec<(IpAddr, Vec<IpAddr>)>;
@@ -71,10 +73,12 @@ impl Job {
     /// datagrams to a backend that is gone (TCP connections to it fail and reconnect).
     pub async fn apply(&self, kernel: &dyn Kernel) -> Result<(), weft_os::Error> {
         let ns = NsRef::named(&self.ns);
+        // An empty "before" may mean no table at all (a first program that found no VIP
+        // removes it): then the whole table, never an update of one that is not there.
         let document = match &self.before {
-            Some(before) => weft_services::lb_update(before, &self.desired),
-            None if self.desired.is_empty() => Some(weft_services::lb_removal()),
-            None => Some(weft_services::lb_ruleset(&self.desired)),
+            Some(before) if !before.is_empty() => weft_services::lb_update(before, &self.desired),
+            _ if self.desired.is_empty() => Some(weft_services::lb_removal()),
+            _ => Some(weft_services::lb_ruleset(&self.desired)),
         };
         if let Some(document) = document {
             kernel.apply_ruleset(&ns, &document).await?;
@@ -179,9 +183,10 @@ impl Balancers {
         jobs
     }
 
-    /// A program ended; true when the caller must schedule another round (something
-    /// changed while it ran, or it failed).
-    pub fn finish(&mut self, job: Job, ok: bool, took: Duration) -> bool {
+    /// A program ended; when the caller must run another round, if it must: soon when
+    /// something changed while it ran, after [`RETRY`] when it failed (the next try
+    /// rebuilds the whole table).
+    pub fn finish(&mut self, job: Job, ok: bool, took: Duration) -> Option<Duration> {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.stats.last_program_us = us;
         self.stats.max_program_us = self.stats.max_program_us.max(us);
@@ -190,13 +195,15 @@ impl Balancers {
         } else {
             self.stats.failures += 1;
         }
-        let Some(sandbox) = self.sandboxes.get_mut(&job.sandbox) else {
-            return false;
-        };
+        let sandbox = self.sandboxes.get_mut(&job.sandbox)?;
         sandbox.busy = false;
         sandbox.applied = ok.then_some(job.desired);
+        if !ok {
+            sandbox.dirty = true;
+            return Some(RETRY);
+        }
         let again = sandbox.dirty;
-        again && !std::mem::replace(&mut self.scheduled, true)
+        (again && !std::mem::replace(&mut self.scheduled, true)).then_some(BATCH)
     }
 
     /// The counters.
@@ -231,8 +238,9 @@ mod tests {
         assert!(lb.mark_all_dirty());
         assert!(lb.start_jobs(HashMap::new()).is_empty());
         let job = jobs.into_iter().next().unwrap();
-        assert!(
+        assert_eq!(
             lb.finish(job, true, Duration::from_millis(1)),
+            Some(BATCH),
             "the change that came meanwhile needs another round"
         );
         // The same desired state again: nothing to do.
@@ -260,15 +268,15 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_program_runs_again_at_the_next_change() {
+    fn a_failed_program_runs_again_with_the_whole_table() {
         let mut lb = Balancers::default();
         let id = SandboxId::random();
         lb.track(id.clone(), ns("sb-2"));
         lb.mark_all_dirty();
         let job = lb.start_jobs(HashMap::new()).pop().unwrap();
-        lb.finish(job, false, Duration::from_millis(1));
-        lb.mark_all_dirty();
-        assert_eq!(lb.start_jobs(HashMap::new()).len(), 1);
+        assert_eq!(lb.finish(job, false, Duration::from_millis(1)), Some(RETRY));
+        let retry = lb.start_jobs(HashMap::new()).pop().unwrap();
+        assert!(retry.before.is_none(), "after a failure, the whole table");
         assert_eq!(lb.stats().failures, 1);
     }
 }

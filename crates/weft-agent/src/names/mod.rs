@@ -255,8 +255,8 @@ impl ServiceLb {
                     if let Err(e) = &result {
                         warn!(sandbox = %job.sandbox.short(), error = %e, "cannot program the sandbox's load balancer");
                     }
-                    if act.lb.finish(job, result.is_ok(), took) {
-                        ctx.run_later(lb::BATCH, |act, ctx| act.program_lbs(ctx));
+                    if let Some(after) = act.lb.finish(job, result.is_ok(), took) {
+                        ctx.run_later(after, |act, ctx| act.program_lbs(ctx));
                     }
                 }),
             );
