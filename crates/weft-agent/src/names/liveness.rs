@@ -39,6 +39,8 @@ async fn run(
 ) {
     let mut liveness = Liveness::default();
     let mut tick = tokio::time::interval(TICK);
+    // After a stall, one look for due probes, not a burst of them.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq: u16 = 0;
     loop {
         let transitions = tokio::select! {
