@@ -486,7 +486,16 @@ impl Handler<TableEvent> for ServiceLb {
             return;
         }
         self.apply_remote(&event, ctx);
-        self.update_probes();
+        // The probed owners change only with an owner not probed yet: a delete takes its
+        // record out after the grace, and that path updates them itself. Walking every
+        // record on every event would cost O(records) per gossip change.
+        let probed = self
+            .probed
+            .as_ref()
+            .is_some_and(|p| p.borrow().contains_key(&*event.owner));
+        if event.value.is_some() && !probed {
+            self.update_probes();
+        }
         self.lb_changed(ctx);
     }
 }
