@@ -381,31 +381,20 @@ fn a_lost_host_leaves_dns_and_the_lb_within_3_s_and_a_lost_agent_does_not() {
         (dig_short(h1, "client", &["tasks.web"]) == all).then_some(())
     })
     .unwrap();
-    // Agent loss: host 3's agent killed, its sandboxes run on: for the 60 s suspicion
-    // window every answer and every pick still name it. Requests to it are checked for
-    // the first 10 s only: once the client's ARP entry for it goes stale (15 to 45 s) the
-    // overlay may no longer resolve a dead agent's endpoints, which is the data-path
-    // issue's to fix (issue 13 item 1); failures after that are printed, not asserted.
+    // Agent loss: host 3's agent killed, its sandboxes run on: for 60 s (the suspicion
+    // window, and as long as its host answers probes) every answer and every pick still
+    // name it, and requests to it succeed.
     cluster.kill9(3).unwrap();
     let killed = std::time::Instant::now();
     let mut rounds = 0;
     while killed.elapsed() < Duration::from_secs(60) {
         let (tasks, seen) = view_of_web(cluster.host(1));
         assert_eq!(tasks, all, "after {:?}", killed.elapsed());
-        if killed.elapsed() < Duration::from_secs(10) {
-            assert!(
-                seen.contains_key("web-3"),
-                "after {:?}: {seen:?}",
-                killed.elapsed()
-            );
-            assert!(
-                !seen.contains_key("FAILED"),
-                "after {:?}: {seen:?}",
-                killed.elapsed()
-            );
-        } else if seen.contains_key("FAILED") {
-            println!("after {:?} requests failed: {seen:?}", killed.elapsed());
-        }
+        assert!(
+            seen.contains_key("web-3") && !seen.contains_key("FAILED"),
+            "after {:?}: {seen:?}",
+            killed.elapsed()
+        );
         rounds += 1;
         std::thread::sleep(Duration::from_secs(3));
     }
@@ -415,7 +404,13 @@ fn a_lost_host_leaves_dns_and_the_lb_within_3_s_and_a_lost_agent_does_not() {
     let restarted = std::time::Instant::now();
     while restarted.elapsed() < Duration::from_secs(5) {
         let tasks = dig_short(cluster.host(1), "client", &["tasks.web"]);
-        assert_eq!(tasks, all, "{:?} after the restart", restarted.elapsed());
+        if tasks != all {
+            panic!(
+                "{:?} after the restart: {tasks:?}\nhost 1:\n{}",
+                restarted.elapsed(),
+                cluster.host(1).log()
+            );
+        }
     }
     wait_until(
         "every backend answers again",

@@ -74,6 +74,9 @@ pub async fn run(
     let core = Core::open(controller_config, store, drivers, kernel)
         .await
         .map_err(AgentError::Controller)?;
+    // Core::open re-published every entry this node owns (and the manager its
+    // definitions): peers may now switch to this generation.
+    netdb.do_send(weft_netdb::MarkReady);
     let controller = actix::Actor::start(Controller::new(core));
     crate::plane::spawn_catch_up(plane, controller.clone());
     let watcher = ClusterWatcher::start(

@@ -6,6 +6,8 @@
 //!   network definitions it publishes.
 //! - [`plane`]: what the controller asks of the cluster ([`plane::AgentPlane`]);
 //!   [`watcher`] and [`change`]: what the cluster tells the controller and the drivers.
+//! - `hosts`: probes of other hosts, which tell a crashed agent (its entries stay) from a
+//!   lost host (its backends leave at once).
 //! - [`names`]: the embedded DNS: every name this host's sandboxes may ask for, and a
 //!   resolver in each sandbox on a network with names.
 //! - [`server`], [`serve`], [`diag`], [`stores`]: the local API, its HTTP serving limits,
@@ -18,6 +20,7 @@ pub mod change;
 pub mod config;
 pub mod diag;
 pub mod error;
+mod hosts;
 pub mod join;
 pub mod manager;
 pub mod membership;

@@ -55,6 +55,9 @@ pub async fn start(
     config.gossip_interval = settings.gossip_interval;
     config.suspicion_window = settings.suspicion_window;
     config.initial_entries = vec![(key, record.encode())];
+    // Ready once the controller and the manager have re-asserted what this node owns (the
+    // agent sends MarkReady): a restart then changes nothing on peers.
+    config.defer_ready = true;
     NetworkDb::start(config)
         .await
         .map_err(|source| AgentError::Gossip {

@@ -35,6 +35,10 @@ pub struct NetDbConfig {
     pub suspicion_window: Duration,
     /// How long a leaving node keeps gossiping its leaving marker before it stops.
     pub leave_linger: Duration,
+    /// How long chitchat keeps a dead generation's state; `None` for
+    /// [`NetDbConfig::dead_node_grace_period`]'s default. NetworkDb keeps the entries of a
+    /// node whose host still answers past it anyway.
+    pub dead_state_grace: Option<Duration>,
     /// How long deleted keys are remembered as tombstones; a peer partitioned for longer
     /// is reset (resynchronised in full) instead of patched.
     pub tombstone_grace: Duration,
@@ -44,6 +48,11 @@ pub struct NetDbConfig {
     pub keyring: Keyring,
     /// Entries this node owns from the start (what it re-asserts after a restart).
     pub initial_entries: Vec<(TableKey, Vec<u8>)>,
+    /// The owner says when everything it owns is re-asserted ([`crate::MarkReady`]); until
+    /// then peers keep showing this node's previous generation, so a restart whose entries
+    /// come back one by one removes none of them anywhere. False: ready at once, with the
+    /// initial entries.
+    pub defer_ready: bool,
 }
 
 /// A generation id from the wall clock: larger on every restart of a host whose clock
@@ -69,17 +78,20 @@ impl NetDbConfig {
             phi_threshold: 8.0,
             suspicion_window: Duration::from_secs(60),
             leave_linger: Duration::from_millis(600),
+            dead_state_grace: None,
             tombstone_grace: Duration::from_secs(3600),
             refresh_interval: Duration::from_millis(100),
             keyring,
             initial_entries: Vec::new(),
+            defer_ready: false,
         }
     }
 
     /// How long chitchat keeps a dead node's state: past the suspicion window, so the
     /// window and not chitchat's GC decides when entries go (chitchat's default is 24 h).
     pub fn dead_node_grace_period(&self) -> Duration {
-        self.suspicion_window * 2 + Duration::from_secs(30)
+        self.dead_state_grace
+            .unwrap_or(self.suspicion_window * 2 + Duration::from_secs(30))
     }
 
     /// The chitchat configuration this implies.

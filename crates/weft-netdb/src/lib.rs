@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod frag;
+pub mod hosts;
 pub mod membership;
 pub mod schema;
 pub mod seal;

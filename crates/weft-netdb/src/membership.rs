@@ -4,6 +4,12 @@
 //! suspicion window (its entries are kept, suspended) and `Dead` after it (its entries
 //! are deleted). A node that published the leaving marker is `Left` at once. The clock
 //! is an input (`now`), so tests drive it.
+//!
+//! Silence alone does not tell a crashed agent from a lost host, and a crashed agent's
+//! sandboxes still run. So the window counts from the last sign of life of either the
+//! agent (gossip) or its host (an answer to a probe the kernel gives without the agent,
+//! fed in by the caller): a node whose host keeps answering stays `Suspect`, its entries
+//! kept, for as long as it answers.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,9 +25,10 @@ use weft_keys::KeyId;
 pub enum MemberStatus {
     /// The failure detector hears its heartbeats.
     Alive,
-    /// Silent for less than the suspicion window: its entries are kept.
+    /// Silent for less than the suspicion window, counted from the last sign of life of
+    /// the agent or its host: its entries are kept.
     Suspect,
-    /// Silent for longer than the window: its entries are deleted.
+    /// Silent, and its host too, for longer than the window: its entries are deleted.
     Dead,
     /// It left gracefully: its entries are deleted.
     Left,
@@ -75,14 +82,25 @@ pub struct LivenessTracker {
 }
 
 impl LivenessTracker {
-    /// Records one observation of a generation and returns its liveness.
-    pub fn observe(&mut self, id: &ChitchatId, alive: bool, now: Instant) -> Liveness {
+    /// Records one observation of a generation and returns its liveness. `host_seen` is
+    /// when its host last answered a probe: silence counts from the later of that and the
+    /// first observation of silence.
+    pub fn observe(
+        &mut self,
+        id: &ChitchatId,
+        alive: bool,
+        host_seen: Option<Instant>,
+        now: Instant,
+    ) -> Liveness {
         if alive {
             self.dead_since.remove(id);
             return Liveness::Alive;
         }
-        let since = *self.dead_since.entry(id.clone()).or_insert(now);
-        Liveness::DeadFor(now.saturating_duration_since(since))
+        let since = self.dead_since.entry(id.clone()).or_insert(now);
+        if let Some(seen) = host_seen {
+            *since = (*since).max(seen.min(now));
+        }
+        Liveness::DeadFor(now.saturating_duration_since(*since))
     }
 
     /// Forgets generations chitchat no longer holds.
@@ -107,7 +125,7 @@ impl StatusChange {
         match (self.from, self.to) {
             (None, MemberStatus::Alive) => "joined",
             (Some(MemberStatus::Alive), MemberStatus::Suspect) | (None, MemberStatus::Suspect) => {
-                "its gossip went silent: its entries are kept for the suspicion window"
+                "its gossip went silent: its entries are kept for the suspicion window, and for as long as its host answers probes"
             }
             (_, MemberStatus::Dead) => {
                 "silent for longer than the suspicion window: its entries are removed"
@@ -228,26 +246,54 @@ mod tests {
         let id = ChitchatId::new("a", 1, ([127, 0, 0, 1], 1).into());
         let t0 = Instant::now();
         let mut tracker = LivenessTracker::default();
-        assert_eq!(tracker.observe(&id, true, t0), Liveness::Alive);
+        assert_eq!(tracker.observe(&id, true, None, t0), Liveness::Alive);
         assert_eq!(
-            tracker.observe(&id, false, t0),
+            tracker.observe(&id, false, None, t0),
             Liveness::DeadFor(Duration::ZERO)
         );
         let t1 = t0 + Duration::from_secs(3);
         assert_eq!(
-            tracker.observe(&id, false, t1),
+            tracker.observe(&id, false, None, t1),
             Liveness::DeadFor(Duration::from_secs(3))
         );
-        assert_eq!(tracker.observe(&id, true, t1), Liveness::Alive);
+        assert_eq!(tracker.observe(&id, true, None, t1), Liveness::Alive);
         let t2 = t1 + Duration::from_secs(1);
         assert_eq!(
-            tracker.observe(&id, false, t2),
+            tracker.observe(&id, false, None, t2),
             Liveness::DeadFor(Duration::ZERO)
         );
         tracker.retain(|_| false);
         assert_eq!(
-            tracker.observe(&id, false, t2 + Duration::from_secs(5)),
+            tracker.observe(&id, false, None, t2 + Duration::from_secs(5)),
             Liveness::DeadFor(Duration::ZERO)
         );
+    }
+
+    #[test]
+    fn a_host_that_answers_holds_the_window_open_and_its_silence_starts_it() {
+        let id = ChitchatId::new("a", 1, ([127, 0, 0, 1], 1).into());
+        let w = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let mut tracker = LivenessTracker::default();
+        let status = |l| member_status(l, false, w);
+        // The agent is silent for far longer than the window; its host answered a moment
+        // ago every time: suspect, never dead.
+        for minute in 1..=10 {
+            let now = t0 + Duration::from_secs(60 * minute);
+            let seen = Some(now - Duration::from_millis(250));
+            let l = tracker.observe(&id, false, seen, now);
+            assert_eq!(status(l), MemberStatus::Suspect, "minute {minute}");
+        }
+        // The host stops answering: the window starts from its last answer.
+        let last = t0 + Duration::from_secs(600) - Duration::from_millis(250);
+        let before = tracker.observe(&id, false, Some(last), last + w - Duration::from_secs(1));
+        assert_eq!(status(before), MemberStatus::Suspect);
+        let after = tracker.observe(&id, false, Some(last), last + w);
+        assert_eq!(status(after), MemberStatus::Dead);
+        // An answer older than the silence changes nothing.
+        let id2 = ChitchatId::new("b", 1, ([127, 0, 0, 1], 2).into());
+        tracker.observe(&id2, false, None, t0);
+        let l = tracker.observe(&id2, false, Some(t0 - w), t0 + w);
+        assert_eq!(status(l), MemberStatus::Dead);
     }
 }

@@ -19,7 +19,7 @@ pub struct Directory {
     networks: HashMap<NetworkId, NetworkNames>,
     /// Service definitions by lower-cased name: where a service's VIPs come from.
     services: HashMap<String, ServiceRecord>,
-    /// Nodes whose host is lost (see [`crate::liveness`]): their records answer nothing
+    /// Nodes whose host is lost (the agent's host probes, weft_netdb::hosts): their records answer nothing
     /// until the host is found again.
     lost: HashSet<String>,
 }

@@ -14,7 +14,6 @@
 mod directory;
 mod forward;
 mod lb;
-pub mod liveness;
 mod resolvconf;
 mod resolve;
 mod reverse;

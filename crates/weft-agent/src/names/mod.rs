@@ -11,7 +11,6 @@
 //! query never waits for the actor's mailbox.
 
 mod lb;
-mod liveness;
 mod observe;
 mod plane;
 mod serve;
@@ -103,8 +102,8 @@ pub struct ServiceLb {
     lb: lb::Balancers,
     /// Data-path addresses of the cluster's nodes, from the `nodes` table.
     node_addrs: HashMap<String, IpAddr>,
-    /// Which nodes the probing task probes; `None` when it could not start.
-    probed: Option<tokio::sync::watch::Sender<HashMap<String, IpAddr>>>,
+    /// What the host probes should cover for us; `None` when they could not start.
+    probed: Option<tokio::sync::watch::Sender<crate::hosts::Wanted>>,
     /// Remote records deleted, removed when their grace ends unless they come back.
     removals: HashMap<(NetworkId, String), SpawnHandle>,
     /// The names of this host's local services, as last reported.
@@ -379,10 +378,10 @@ impl ServiceLb {
             .read()
             .map(|n| n.directory.owners_except(&self.node_name))
             .unwrap_or_default();
-        let wanted: HashMap<String, IpAddr> = owners
-            .into_iter()
-            .filter_map(|o| Some((o.clone(), *self.node_addrs.get(&o)?)))
-            .collect();
+        let wanted = crate::hosts::Wanted {
+            owners,
+            addrs: self.node_addrs.clone(),
+        };
         probed.send_if_modified(|current| {
             let changed = *current != wanted;
             if changed {
@@ -435,7 +434,11 @@ impl Actor for ServiceLb {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
-        self.probed = liveness::spawn(ctx.address());
+        self.probed = crate::hosts::spawn(
+            self.netdb.clone(),
+            self.node_name.clone(),
+            ctx.address().recipient(),
+        );
     }
 }
 
@@ -492,7 +495,7 @@ impl Handler<TableEvent> for ServiceLb {
         let probed = self
             .probed
             .as_ref()
-            .is_some_and(|p| p.borrow().contains_key(&*event.owner));
+            .is_some_and(|p| p.borrow().owners.contains(&*event.owner));
         if event.value.is_some() && !probed {
             self.update_probes();
         }
@@ -500,15 +503,10 @@ impl Handler<TableEvent> for ServiceLb {
     }
 }
 
-/// The probing task saw a host lost or found.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub(crate) struct HostLiveness(pub weft_services::liveness::Transition);
-
-impl Handler<HostLiveness> for ServiceLb {
+impl Handler<crate::hosts::HostLiveness> for ServiceLb {
     type Result = ();
-    fn handle(&mut self, msg: HostLiveness, ctx: &mut Context<Self>) {
-        use weft_services::liveness::Transition;
+    fn handle(&mut self, msg: crate::hosts::HostLiveness, ctx: &mut Context<Self>) {
+        use weft_netdb::hosts::Transition;
         let (node, lost) = match msg.0 {
             Transition::Lost(node) => (node, true),
             Transition::Found(node) => (node, false),

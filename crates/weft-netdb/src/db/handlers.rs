@@ -12,7 +12,7 @@ use weft_keys::Keyring;
 use super::messages::*;
 use super::{NetworkDb, Watcher};
 use crate::error::NetDbError;
-use crate::schema::{self, LEAVING_KEY, MARKER_VALUE, TableKey};
+use crate::schema::{self, LEAVING_KEY, MARKER_VALUE, READY_KEY, TableKey};
 use crate::view::{Change, Entry};
 
 impl NetworkDb {
@@ -28,7 +28,11 @@ impl NetworkDb {
         let text = schema::encode_value(&key, value)?;
         self.refresh(cc, Instant::now());
         let gossip_key = key.gossip_key();
-        if let Some(e) = self.view.get(&key) {
+        // An entry of an earlier generation of this node is ours to re-assert.
+        let in_own_state = cc.self_node_state().get(&gossip_key).is_some();
+        if let Some(e) = self.view.get(&key)
+            && (*e.owner != *self.self_id.node_id || in_own_state)
+        {
             return Err(NetDbError::AlreadyExists {
                 key,
                 owner: e.owner.to_string(),
@@ -46,6 +50,8 @@ impl NetworkDb {
             return Ok(());
         }
         match self.view.get(key) {
+            // An earlier generation of this node wrote it: ours to update or delete.
+            Some(e) if *e.owner == *self.self_id.node_id => Ok(()),
             Some(e) => Err(NetDbError::NotOwner {
                 op,
                 key: key.clone(),
@@ -217,6 +223,32 @@ impl Handler<Observe> for NetworkDb {
     type Result = MessageResult<Observe>;
     fn handle(&mut self, _: Observe, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.observe())
+    }
+}
+
+impl Handler<MarkReady> for NetworkDb {
+    type Result = AtomicResponse<Self, ()>;
+    fn handle(&mut self, _: MarkReady, _: &mut Context<Self>) -> Self::Result {
+        self.locked(|act, cc| {
+            if cc.self_node_state().get(READY_KEY).is_none() {
+                cc.self_node_state().set(READY_KEY, MARKER_VALUE);
+                act.refresh(cc, Instant::now());
+            }
+        })
+    }
+}
+
+impl Handler<HostAnswered> for NetworkDb {
+    type Result = ();
+    fn handle(&mut self, msg: HostAnswered, _: &mut Context<Self>) {
+        self.host_seen.insert(msg.node_id, Instant::now());
+    }
+}
+
+impl Handler<WatchMembers> for NetworkDb {
+    type Result = MessageResult<WatchMembers>;
+    fn handle(&mut self, _: WatchMembers, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.members_tx.subscribe())
     }
 }
 

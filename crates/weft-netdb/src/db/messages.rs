@@ -227,3 +227,26 @@ pub struct SetIsolated(pub bool);
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct SetLoss(pub f32);
+
+/// The host of node `node_id` answered a probe just now: a sign of life that the kernel
+/// gives without the agent. A silent node whose host answers stays suspect, its entries
+/// kept, and the suspicion window counts from its host's last answer (see
+/// [`crate::membership`]). Sent by whoever probes hosts (the agent).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct HostAnswered {
+    pub node_id: String,
+}
+
+/// Follows the member list: a receiver that holds the latest one (one per node id) and
+/// wakes on every change.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "tokio::sync::watch::Receiver<Vec<crate::Member>>")]
+pub struct WatchMembers;
+
+/// Everything this node owns is published (after a start with
+/// [`crate::NetDbConfig::defer_ready`]): publishes `m:ready`, after every entry so far, so
+/// peers switch from the previous generation to this one in one step. Idempotent.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct MarkReady;

@@ -10,7 +10,7 @@ mod handlers;
 pub mod messages;
 mod outbox;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -111,6 +111,13 @@ pub struct NetworkDb {
     isolation: Arc<Isolation>,
     cache: HashMap<ChitchatId, (u64, Arc<NodeContent>)>,
     tracker: LivenessTracker,
+    /// When each node's host last answered a probe (see [`messages::HostAnswered`]).
+    host_seen: HashMap<String, Instant>,
+    /// Generations chitchat forgot (its dead-node GC) whose host still answers: their
+    /// entries stay, from their last parsed content.
+    kept: HashMap<ChitchatId, Arc<NodeContent>>,
+    /// The member list for those who follow it (the host prober).
+    members_tx: tokio::sync::watch::Sender<Vec<Member>>,
     signature: Signature,
     view: View,
     members: Vec<Member>,
@@ -142,7 +149,9 @@ fn initial_key_values(config: &NetDbConfig) -> Result<Vec<(String, String)>, Net
     ));
     // Last, so it has the highest version: chitchat sends a node's keys in version order,
     // so a peer that sees `m:ready` holds every initial entry.
-    kvs.push((READY_KEY.to_owned(), MARKER_VALUE.to_owned()));
+    if !config.defer_ready {
+        kvs.push((READY_KEY.to_owned(), MARKER_VALUE.to_owned()));
+    }
     Ok(kvs)
 }
 
@@ -173,6 +182,9 @@ impl NetworkDb {
             isolation,
             cache: HashMap::new(),
             tracker: LivenessTracker::default(),
+            host_seen: HashMap::new(),
+            kept: HashMap::new(),
+            members_tx: tokio::sync::watch::Sender::new(Vec::new()),
             signature: Vec::new(),
             view: View::new(),
             members: Vec::new(),
@@ -215,16 +227,30 @@ impl NetworkDb {
         let window = self.config.suspicion_window;
         let mut inputs = Vec::new();
         let mut signature = Signature::new();
-        for (id, state) in chitchat.node_states() {
+        let states = chitchat.node_states();
+        for (id, state) in states {
             let content = self.content(id, state);
-            let liveness = self.tracker.observe(id, live.contains(id), now);
+            let seen = self.host_seen.get(&*id.node_id).copied();
+            let liveness = self.tracker.observe(id, live.contains(id), seen, now);
             let status = member_status(liveness, content.leaving, window);
             signature.push((id.clone(), state.max_version(), status));
-            inputs.push((id, liveness, content));
+            inputs.push((id.clone(), liveness, content));
         }
-        let states = chitchat.node_states();
-        self.tracker.retain(|id| states.contains_key(id));
-        self.cache.retain(|id, _| states.contains_key(id));
+        self.keep_forgotten(states, now);
+        for (id, content) in &self.kept {
+            let seen = self.host_seen.get(&*id.node_id).copied();
+            let liveness = self.tracker.observe(id, false, seen, now);
+            let status = member_status(liveness, content.leaving, window);
+            signature.push((id.clone(), 0, status));
+            inputs.push((id.clone(), liveness, content.clone()));
+        }
+        let kept = &self.kept;
+        let known = |id: &ChitchatId| states.contains_key(id) || kept.contains_key(id);
+        self.tracker.retain(known);
+        self.cache.retain(|id, _| known(id));
+        let nodes: HashSet<&str> = inputs.iter().map(|(id, _, _)| &*id.node_id).collect();
+        self.host_seen
+            .retain(|node, _| nodes.contains(node.as_str()));
         if signature == self.signature {
             return;
         }
@@ -251,8 +277,46 @@ impl NetworkDb {
             );
         }
         self.view = view;
+        self.members_tx.send_if_modified(|current| {
+            let moved = *current != members;
+            if moved {
+                current.clone_from(&members);
+            }
+            moved
+        });
         self.members = members;
         self.dispatch(changes);
+    }
+
+    /// chitchat forgets a dead generation's state after its grace period. One whose host
+    /// still answers probes is still suspect (its sandboxes run), so its last content is
+    /// kept here until its host goes silent for the window, or a newer generation of the
+    /// node shows up.
+    fn keep_forgotten(&mut self, states: &BTreeMap<ChitchatId, NodeState>, now: Instant) {
+        let window = self.config.suspicion_window;
+        for (id, (_, content)) in &self.cache {
+            if states.contains_key(id) || self.kept.contains_key(id) {
+                continue;
+            }
+            let seen = self.host_seen.get(&*id.node_id).copied();
+            let liveness = self.tracker.observe(id, false, seen, now);
+            if member_status(liveness, content.leaving, window) == MemberStatus::Suspect {
+                info!(node = %id.node_id, generation = id.generation_id, "gossip forgot a silent node whose host still answers: its entries are kept");
+                self.kept.insert(id.clone(), content.clone());
+            }
+        }
+        let tracker = &mut self.tracker;
+        let host_seen = &self.host_seen;
+        self.kept.retain(|id, content| {
+            let newer = states.keys().any(|s| s.node_id == id.node_id);
+            let seen = host_seen.get(&*id.node_id).copied();
+            let status = member_status(
+                tracker.observe(id, false, seen, now),
+                content.leaving,
+                window,
+            );
+            !newer && status == MemberStatus::Suspect
+        });
     }
 
     fn dispatch(&mut self, changes: Vec<Change>) {
