@@ -11,12 +11,12 @@
 //!    from a client through the VIP and straight to the backend, alternating, with
 //!    keep-alive and with a new connection per request (the client's conntrack table is
 //!    flushed before each run: see [`Ratio::measure`]); at 1, 10 and 5,000 services.
-//!    5,000 services are measured twice: as created (web alone has a backend: every VIP
-//!    has its chain in `ip weft-lb`, only web's a DNAT rule), then with one backend each,
+//!    5,000 services are measured twice: as created (web alone has a backend: only its VIP
+//!    is in the maps of `ip weft-lb`), then with one backend each,
 //!    published by a NetworkDB node of the bench's own as another host would (those
 //!    backends never get traffic). Also how long a new backend of service `probe` takes
 //!    to reach the client's table (`weft run -d --service` returning → its address in the
-//!    probe's chain of `ip weft-lb`) and a leaving one to leave it, with the agent's
+//!    probe's slots of map `backends`) and a leaving one to leave it, with the agent's
 //!    `names.lb` counters.
 //!
 //! Needs root and `dnsperf`, `wrk`, `nft` and `conntrack` in PATH.
@@ -416,8 +416,17 @@ fn lb_table(netns: &str) -> anyhow::Result<(String, Duration)> {
 /// `nft list ARGS` in the namespace at `netns` (empty when it fails: nothing to list), and
 /// how long it took.
 fn nft_list(netns: &str, args: &[&str]) -> anyhow::Result<(String, Duration)> {
+    nft_query(netns, "list", args)
+}
+
+/// `nft get ARGS` (empty when it fails: no such element), and how long it took.
+fn nft_get(netns: &str, args: &[&str]) -> anyhow::Result<(String, Duration)> {
+    nft_query(netns, "get", args)
+}
+
+fn nft_query(netns: &str, verb: &str, args: &[&str]) -> anyhow::Result<(String, Duration)> {
     let mut cmd = Command::new("nft");
-    cmd.arg("list")
+    cmd.arg(verb)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -461,50 +470,55 @@ fn holds(text: &str, ip: &str) -> bool {
     })
 }
 
-/// What a listing of the table holds: a chain per VIP (`s-<VIP in hex>`), and a DNAT rule
-/// in those with backends.
+/// What a listing of the table holds: VIPs with backends (elements of map `vips`) and
+/// backend slots (elements of map `backends`).
 #[derive(Debug, Clone, Copy, Default)]
 struct Census {
     vips: usize,
-    with_backends: usize,
+    slots: usize,
 }
 
 fn census(text: &str) -> Census {
+    // The elements of one map: after its `elements = {`, up to the map's closing brace.
+    let map = |name: &str| {
+        text.split(&format!("map {name} {{"))
+            .nth(1)
+            .map(|rest| rest.split("\n\t}").next().unwrap_or_default())
+            .and_then(|body| body.split("elements = {").nth(1))
+            .unwrap_or_default()
+    };
     Census {
-        vips: text.matches("\tchain s-").count(),
-        with_backends: text
-            .lines()
-            .filter(|l| l.trim_start().starts_with("dnat "))
-            .count(),
+        vips: map("vips").matches("jump n-").count(),
+        slots: map("backends").matches(" : ").count(),
     }
 }
 
-/// The chain of `vip` in the table (named as weft-services' lb.rs names it).
-fn vip_chain(vip: Ipv4Addr) -> String {
-    format!("s-{:08x}", u32::from(vip))
-}
-
-/// Polls `chain` of the client's table until `ip` is in it (`present`) or out of it;
-/// when that was seen, and the time of every listing. One chain rather than the whole
-/// table: at 5,000 VIPs a listing of the table takes 60-250 ms, of one chain several
-/// times less.
+/// Polls slots 0 and 1 of `vip` in the client's `backends` map until `ip` is in one
+/// (`present`) or in neither; when that was seen, and the time of every query. Elements
+/// (`nft get element`) rather than a listing: at 5,000 VIPs a listing takes far longer.
 fn wait_table(
     netns: &str,
-    chain: &str,
+    vip: Ipv4Addr,
     ip: &str,
     present: bool,
 ) -> anyhow::Result<(Instant, Vec<Duration>)> {
     let deadline = Instant::now() + TABLE_WAIT;
     let mut listings = Vec::new();
     loop {
-        let (text, took) = nft_list(netns, &["chain", "ip", "weft-lb", chain])?;
-        listings.push(took);
+        // The probe's backend sorts before or after a fake one (the last stage): slot 0 or 1.
+        let mut text = String::new();
+        for slot in 0..2 {
+            let element = format!("{{ {vip} . {slot} }}");
+            let (got, took) = nft_get(netns, &["element", "ip", "weft-lb", "backends", &element])?;
+            listings.push(took);
+            text.push_str(&got);
+        }
         if holds(&text, ip) == present {
             return Ok((Instant::now(), listings));
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "{ip} still {} {chain} in the client's table after {TABLE_WAIT:?}",
+            "{ip} still {} the slots of {vip} in the client's table after {TABLE_WAIT:?}",
             if present { "missing from" } else { "in" }
         );
         std::thread::sleep(Duration::from_millis(1));
@@ -560,7 +574,6 @@ fn programming(
         .as_str()
         .context("probe's vip")?
         .parse()?;
-    let chain = vip_chain(vip);
     for i in 0..PROGRAM_TRIES {
         let ip = nth(base, i).to_string();
         let name = format!("p{tag}-{i}");
@@ -571,7 +584,7 @@ fn programming(
             &["--network", "ov", "--service", "probe", "--ip", &ip],
         );
         let returned = Instant::now();
-        let (seen, listings) = wait_table(client_ns, &chain, &ip, true)?;
+        let (seen, listings) = wait_table(client_ns, vip, &ip, true)?;
         p.add.push(seen - returned);
         p.add_from_start.push(seen - start);
         p.listings.extend(listings);
@@ -580,7 +593,7 @@ fn programming(
             let (socket, name) = (socket.clone(), name.clone());
             std::thread::spawn(move || cli_at(&socket, &["sandbox", "rm", "-f", &name]))
         };
-        let gone = wait_table(client_ns, &chain, &ip, false);
+        let gone = wait_table(client_ns, vip, &ip, false);
         let out = rm.join().expect("rm thread");
         anyhow::ensure!(out.success(), "rm {name}: {}", out.stderr);
         let (gone, listings) = gone?;
@@ -804,7 +817,7 @@ fn backed_stage(cluster: &Cluster, lb: &Lb<'_>) -> anyhow::Result<Stage> {
     let _fakes = start_fake_backends(cluster, fake_records(&network, &others)?)?;
     wait_until("the fake backends in the client's table", FAKE_WAIT, || {
         let (text, _) = lb_table(&lb.client_ns).ok()?;
-        (census(&text).with_backends >= MANY).then_some(())
+        (census(&text).vips >= MANY).then_some(())
     })?;
     lb.stage("5,000 (one backend each)", Some((PROBES_BACKED, "c")))
 }
@@ -936,7 +949,7 @@ fn report_lb(r: &LbReport) {
         "## VIP load balancing (one backend, wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_DURATION}, {WRK_ROUNDS} alternating rounds, medians)\n"
     );
     println!(
-        "| services | client's table: VIPs / with backends | connections | VIP req/s | direct req/s | VIP ÷ direct | errors VIP / direct |"
+        "| services | client's table: VIPs with backends / backend slots | connections | VIP req/s | direct req/s | VIP ÷ direct | errors VIP / direct |"
     );
     println!("|---|---:|---|---:|---:|---:|---:|");
     let mut worst: f64 = f64::INFINITY;
@@ -947,7 +960,7 @@ fn report_lb(r: &LbReport) {
                 "| {} | {} / {} | {mode} | {:.0} | {:.0} | {:.3} | {} / {} |",
                 s.label,
                 s.table.vips,
-                s.table.with_backends,
+                s.table.slots,
                 median(&ratio.vip),
                 median(&ratio.direct),
                 ratio.ratio(),
@@ -976,10 +989,10 @@ fn report_lb(r: &LbReport) {
         ms(cmax)
     );
     println!(
-        "## Programming ({PROGRAM_TRIES} backends of `probe` added and removed, polling the probe's chain of `ip weft-lb` in the client)\n"
+        "## Programming ({PROGRAM_TRIES} backends of `probe` added and removed, polling the probe's slots 0 and 1 in map `backends` of `ip weft-lb` in the client)\n"
     );
     println!(
-        "| services | run returned → in table p50 / p99 | run started → in table p50 / p99 | rm -f started → out p50 / p99 | one listing p50 / max | programs | failures | last_program_us | max_program_us |"
+        "| services | run returned → in table p50 / p99 | run started → in table p50 / p99 | rm -f started → out p50 / p99 | one query p50 / max | programs | failures | last_program_us | max_program_us |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for s in &r.stages {
@@ -1021,7 +1034,7 @@ fn report_lb(r: &LbReport) {
     }
     println!("max_program_us is the agent's maximum since it started, at the end of each stage.");
     println!(
-        "The 5,000 services as created have no backends but web: their VIPs have a chain each, without a DNAT rule; the last stage gives each one backend published by a NetworkDB node of the bench's own (never sent traffic)."
+        "The 5,000 services as created have no backends but web: their VIPs are in no map; the last stage gives each one backend published by a NetworkDB node of the bench's own (never sent traffic)."
     );
 }
 

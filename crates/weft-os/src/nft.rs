@@ -20,12 +20,22 @@ pub const DEFAULT_NFT: &str = "nft";
 
 /// Runs `nft -j ARGS`, writing `stdin` to it; returns its standard output.
 fn run(nft: &Path, args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
+    run_as(nft, Some("-j"), args, stdin)
+}
+
+/// Runs `nft [FORMAT] ARGS`, writing `stdin` to it; returns its standard output.
+fn run_as(
+    nft: &Path,
+    format: Option<&str>,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String, NftError> {
     let spawn_err = |source| NftError::Spawn {
         program: nft.display().to_string(),
         source,
     };
     let mut child = Command::new(nft)
-        .arg("-j")
+        .args(format)
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -63,6 +73,19 @@ pub async fn apply(
     };
     nsthread::in_netns(ns, move || {
         Ok(run(&nft, &["-f", "-"], Some(&json)).map(drop))
+    })
+    .await
+}
+
+/// Applies `script`, in nft's own syntax, in one transaction in the namespace at `ns`
+/// (current when `None`). The outer error is a failure to enter the namespace.
+pub async fn apply_script(
+    ns: Option<PathBuf>,
+    nft: PathBuf,
+    script: String,
+) -> std::io::Result<Result<(), NftError>> {
+    nsthread::in_netns(ns, move || {
+        Ok(run_as(&nft, None, &["-f", "-"], Some(&script)).map(drop))
     })
     .await
 }

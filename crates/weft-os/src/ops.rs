@@ -125,6 +125,9 @@ pub trait SysctlOps: Send + Sync {
 pub trait FirewallOps: Send + Sync {
     /// Applies the document in one transaction: all of it or nothing.
     async fn apply_ruleset(&self, ns: &NsRef, ruleset: &Nftables<'_>) -> Result<()>;
+    /// Applies a script in nft's own syntax (what `nft -f` reads) in one transaction: all
+    /// of it or nothing. For what the JSON form cannot say, or says slower.
+    async fn apply_script(&self, ns: &NsRef, script: &str) -> Result<()>;
     /// Deletes a table and everything in it; an absent one is success.
     async fn delete_table(&self, ns: &NsRef, table: &NftTable) -> Result<()>;
     /// Tables in the namespace.

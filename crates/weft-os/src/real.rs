@@ -407,6 +407,20 @@ impl FirewallOps for RealKernel {
             })
     }
 
+    async fn apply_script(&self, ns: &NsRef, script: &str) -> Result<()> {
+        let path = self.ns_path(ns)?;
+        nft::apply_script(path, self.nft.clone(), script.to_owned())
+            .await
+            .map_err(|source| Error::RunNft {
+                ns: ns.clone(),
+                source,
+            })?
+            .map_err(|source| Error::ApplyRuleset {
+                ns: ns.clone(),
+                source,
+            })
+    }
+
     async fn delete_table(&self, ns: &NsRef, table: &NftTable) -> Result<()> {
         if !self.list_tables(ns).await?.contains(table) {
             return Ok(());

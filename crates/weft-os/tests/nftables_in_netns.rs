@@ -73,3 +73,52 @@ async fn ruleset_is_atomic_and_confined_to_its_namespace() {
     assert!(k.list_tables(&a).await.unwrap().is_empty());
     guard.finish();
 }
+
+#[tokio::test]
+async fn a_script_is_one_transaction_in_its_namespace() {
+    require_root();
+    require_tools(&["nft"]);
+    let mut guard = NsGuard::new();
+    let k = RealKernel::new().unwrap();
+    let na = guard.name("s");
+    let a = NsRef::named(&na);
+    k.create_netns(&na).await.unwrap();
+    let tname = format!("{}s", guard.prefix);
+    let t = NftTable {
+        family: NfFamily::IP,
+        name: tname.clone(),
+    };
+    let script = format!(
+        "add table ip {tname}\nadd map ip {tname} m {{ typeof ip daddr . numgen random mod 1 : ip daddr; }}\nadd element ip {tname} m {{ 198.18.0.1 . 0 : 198.18.0.2 }}\n"
+    );
+    k.apply_script(&a, &script).await.unwrap();
+    assert_eq!(k.list_tables(&a).await.unwrap(), vec![t.clone()]);
+    // A good line, then one naming a map that does not exist: nothing is applied, and the
+    // error carries nft's words.
+    let bad = format!(
+        "add element ip {tname} m {{ 198.18.0.3 . 0 : 198.18.0.4 }}\nadd element ip {tname} nope {{ 198.18.0.5 }}\n"
+    );
+    let err = k.apply_script(&a, &bad).await.unwrap_err();
+    assert!(matches!(err, Error::ApplyRuleset { .. }), "{err}");
+    let listed = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            na.as_str(),
+            "nft",
+            "list",
+            "map",
+            "ip",
+            &tname,
+            "m",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.contains("198.18.0.1 . 0") && !text.contains("198.18.0.3"),
+        "{text}"
+    );
+    k.delete_table(&a, &t).await.unwrap();
+    guard.finish();
+}

@@ -1,49 +1,46 @@
-//! The load balancer's desired state in one sandbox, as nftables documents: connections
-//! the sandbox opens to a service's VIP are DNATed to one of the service's active backends,
+//! The load balancer's desired state in one sandbox, as nft scripts: connections the
+//! sandbox opens to a service's VIP are DNATed to one of the service's active backends,
 //! picked at random per connection (this kernel has no IPVS; Docker uses IPVS in a
 //! per-network `lb-` sandbox instead).
 //!
-//! Table `ip weft-lb` in the sandbox's namespace:
-//! - chain `output` (nat, hook output, priority dstnat): one rule,
-//!   `ip daddr & 0.0.0.63 vmap { 0.0.0.K : jump b-K }`: the VIP's low 6 bits pick one of 64
-//!   bucket chains (VIPs come from a subnet in order, so they spread evenly);
-//! - chain `b-K`: `ip daddr vmap { VIP : jump s-VIP, ... }` for the VIPs of bucket K;
-//! - chain `s-VIP` per VIP: `dnat ip to numgen random mod N map { 0 : B0, ... }` over its
-//!   active backends (no rule while it has none).
+//! Table `ip weft-lb` in the sandbox's namespace, all state in two maps:
+//! - map `vips`: VIP -> `jump n-N`, N being its number of active backends (a VIP with none
+//!   is absent: its traffic goes where it would without weft, nowhere);
+//! - map `backends`: (VIP, slot) -> backend, slots 0..N;
+//! - chain `output` (nat, hook output, priority -100, i.e. dstnat): `ip daddr vmap @vips`;
+//! - chains `n-N`, shared by every VIP with N backends:
+//!   `dnat ip to ip daddr . numgen random mod N map @backends`.
 //!
-//! A packet costs two map lookups whatever the number of services. [`lb_ruleset`] builds
-//! the whole table (add, delete, add: the same document works whether or not one is
-//! loaded); [`lb_update`] changes a loaded one in one transaction that touches only what
-//! changed: a backend set is one chain flushed and refilled, a VIP added or removed also
-//! rewrites its bucket's rule (about 1/64 of the VIPs). Conntrack keeps an established
-//! connection on its backend: a backend that is drained leaves its map and gets no new
-//! connection, while its open ones finish.
+//! A new connection costs two hash lookups whatever the number of services (established
+//! ones never reach a NAT chain). A change is element additions and deletions in the maps,
+//! so a transaction's cost does not grow with the table: with one chain per service, nft
+//! listed every chain and the kernel revalidated every jump on each change (40-135 ms at
+//! 5,000 services, docs/benchmarks.md). Conntrack keeps an established connection on its
+//! backend: a drained backend leaves the maps and gets no new connection while its open
+//! ones finish.
+//!
+//! Written in nft's own syntax rather than JSON: nft 1.0.6 cannot declare the
+//! `typeof ip daddr . numgen` key in JSON, and a JSON transaction makes it read more of the
+//! ruleset first.
 
-use nftables::batch::Batch;
-use nftables::expr::{
-    BinaryOperation, Expression, NamedExpression, NgMode, Numgen, Payload, PayloadField, SetItem,
-    Verdict,
-};
-use nftables::schema::{Chain, FlushObject, NfCmd, NfListObject, Nftables, Rule, Table};
-use nftables::stmt::{JumpTarget, NAT, NATFamily, Statement, VerdictMap};
-use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// The table's name in each sandbox.
 pub const LB_TABLE: &str = "weft-lb";
-const OUTPUT_CHAIN: &str = "output";
-/// `priority dstnat`.
-const PRIO_DSTNAT: i32 = -100;
-/// Bucket chains; a power of two (the bucket is the VIP's low bits).
-pub const BUCKETS: u8 = 64;
+/// The `n-N` chains every table starts with; larger ones are made when needed.
+pub const PREMADE_CHAINS: usize = 32;
+/// Elements per `add element` or `delete element` statement (keeps lines sane).
+const ELEMENTS_PER_STATEMENT: usize = 1024;
 
 /// VIP -> active backends: one sandbox's load balancer.
 pub type LbServices = [(IpAddr, Vec<IpAddr>)];
 
-/// The IPv4 VIPs and their IPv4 backends (this table is IPv4; the rest is ignored).
-fn v4(services: &LbServices) -> BTreeMap<Ipv4Addr, Vec<Ipv4Addr>> {
+type V4 = BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>;
+
+/// The IPv4 VIPs and their IPv4 backends, sorted (this table is IPv4; the rest is ignored).
+fn v4(services: &LbServices) -> V4 {
     services
         .iter()
         .filter_map(|(vip, backends)| {
@@ -60,215 +57,140 @@ fn v4(services: &LbServices) -> BTreeMap<Ipv4Addr, Vec<Ipv4Addr>> {
         .collect()
 }
 
-fn bucket(vip: Ipv4Addr) -> u8 {
-    vip.octets()[3] & (BUCKETS - 1)
+/// `n-N`'s definition: its chain and its one rule, the chain flushed first when it may
+/// already exist (made by an earlier transaction) so it never holds the rule twice.
+fn spread_chain(out: &mut String, n: usize, flush: bool) {
+    let _ = writeln!(out, "add chain ip {LB_TABLE} n-{n}");
+    if flush {
+        let _ = writeln!(out, "flush chain ip {LB_TABLE} n-{n}");
+    }
+    let _ = writeln!(
+        out,
+        "add rule ip {LB_TABLE} n-{n} dnat ip to ip daddr . numgen random mod {n} map @backends"
+    );
 }
 
-fn bucket_chain(k: u8) -> String {
-    format!("b-{k}")
-}
-
-fn service_chain(vip: Ipv4Addr) -> String {
-    format!("s-{:08x}", u32::from(vip))
-}
-
-fn table() -> NfListObject<'static> {
-    NfListObject::Table(Table {
-        family: NfFamily::IP,
-        name: LB_TABLE.into(),
-        handle: None,
-    })
-}
-
-fn chain(name: String) -> Chain<'static> {
-    Chain {
-        family: NfFamily::IP,
-        table: LB_TABLE.into(),
-        name: name.into(),
-        ..Chain::default()
+/// `VERB element ip weft-lb MAP { ... }` statements, chunked; nothing for no item.
+fn elements(out: &mut String, verb: &str, map: &str, items: &[String]) {
+    for chunk in items.chunks(ELEMENTS_PER_STATEMENT) {
+        let _ = writeln!(
+            out,
+            "{verb} element ip {LB_TABLE} {map} {{ {} }}",
+            chunk.join(", ")
+        );
     }
 }
 
-/// The whole table for `services`.
-pub fn lb_ruleset(services: &LbServices) -> Nftables<'static> {
+fn slot(vip: Ipv4Addr, slot: usize) -> String {
+    format!("{vip} . {slot}")
+}
+
+/// The whole table for `services` (add, delete, add: the same script works whether or not
+/// one is loaded).
+pub fn lb_ruleset(services: &LbServices) -> String {
     let services = v4(services);
-    let mut batch = Batch::new();
-    batch.add(table());
-    batch.delete(table());
-    batch.add(table());
-    batch.add(NfListObject::Chain(Chain {
-        _type: Some(NfChainType::NAT),
-        hook: Some(NfHook::Output),
-        prio: Some(PRIO_DSTNAT),
-        policy: Some(NfChainPolicy::Accept),
-        ..chain(OUTPUT_CHAIN.to_owned())
-    }));
-    for k in 0..BUCKETS {
-        batch.add(NfListObject::Chain(chain(bucket_chain(k))));
+    let mut out = String::new();
+    let _ = writeln!(out, "add table ip {LB_TABLE}");
+    let _ = writeln!(out, "delete table ip {LB_TABLE}");
+    let _ = writeln!(out, "add table ip {LB_TABLE}");
+    let _ = writeln!(
+        out,
+        "add map ip {LB_TABLE} vips {{ type ipv4_addr : verdict; }}"
+    );
+    let _ = writeln!(
+        out,
+        "add map ip {LB_TABLE} backends {{ typeof ip daddr . numgen random mod 1 : ip daddr; }}"
+    );
+    let largest = services.values().map(Vec::len).max().unwrap_or(0);
+    for n in 1..=largest.max(PREMADE_CHAINS) {
+        spread_chain(&mut out, n, false);
     }
-    batch.add(NfListObject::Rule(rule(OUTPUT_CHAIN, vec![dispatch()])));
-    for (vip, backends) in &services {
-        batch.add(NfListObject::Chain(chain(service_chain(*vip))));
-        if !backends.is_empty() {
-            batch.add(NfListObject::Rule(rule(
-                &service_chain(*vip),
-                vec![dnat(backends)],
-            )));
-        }
-    }
-    let buckets: BTreeSet<u8> = services.keys().map(|v| bucket(*v)).collect();
-    for k in buckets {
-        if let Some(r) = bucket_rule(k, &services) {
-            batch.add(NfListObject::Rule(r));
-        }
-    }
-    batch.to_nftables()
+    let _ = writeln!(
+        out,
+        "add chain ip {LB_TABLE} output {{ type nat hook output priority -100; policy accept; }}"
+    );
+    let _ = writeln!(out, "add rule ip {LB_TABLE} output ip daddr vmap @vips");
+    let backends: Vec<String> = services
+        .iter()
+        .flat_map(|(vip, bs)| {
+            bs.iter()
+                .enumerate()
+                .map(move |(i, b)| format!("{} : {b}", slot(*vip, i)))
+        })
+        .collect();
+    elements(&mut out, "add", "backends", &backends);
+    let vips: Vec<String> = services
+        .iter()
+        .filter(|(_, bs)| !bs.is_empty())
+        .map(|(vip, bs)| format!("{vip} : jump n-{}", bs.len()))
+        .collect();
+    elements(&mut out, "add", "vips", &vips);
+    out
 }
 
-/// The transaction from `before` (loaded) to `after`; `None` when they are the same.
-pub fn lb_update(before: &LbServices, after: &LbServices) -> Option<Nftables<'static>> {
+/// The transaction from `before` (loaded) to `after`; `None` when they are the same. Only
+/// the elements that differ are deleted and added.
+pub fn lb_update(before: &LbServices, after: &LbServices) -> Option<String> {
     let (before, after) = (v4(before), v4(after));
     if before == after {
         return None;
     }
-    let mut batch = Batch::new();
-    let mut touched = BTreeSet::new();
-    for (vip, backends) in &after {
-        match before.get(vip) {
-            None => {
-                touched.insert(bucket(*vip));
-                batch.add(NfListObject::Chain(chain(service_chain(*vip))));
+    let had_chains = before
+        .values()
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0)
+        .max(PREMADE_CHAINS);
+    let mut chains = BTreeSet::new();
+    let (mut del_backends, mut add_backends) = (Vec::new(), Vec::new());
+    let (mut del_vips, mut add_vips) = (Vec::new(), Vec::new());
+    let vips: BTreeSet<Ipv4Addr> = before.keys().chain(after.keys()).copied().collect();
+    for vip in vips {
+        let old = before.get(&vip).map(Vec::as_slice).unwrap_or_default();
+        let new = after.get(&vip).map(Vec::as_slice).unwrap_or_default();
+        if old == new {
+            continue;
+        }
+        for i in 0..old.len().max(new.len()) {
+            match (old.get(i), new.get(i)) {
+                (Some(o), Some(n)) if o == n => {}
+                (o, n) => {
+                    if o.is_some() {
+                        del_backends.push(slot(vip, i));
+                    }
+                    if let Some(n) = n {
+                        add_backends.push(format!("{} : {n}", slot(vip, i)));
+                    }
+                }
             }
-            Some(old) if old == backends => continue,
-            Some(_) => batch.add_cmd(NfCmd::Flush(FlushObject::Chain(chain(service_chain(*vip))))),
         }
-        if !backends.is_empty() {
-            batch.add(NfListObject::Rule(rule(
-                &service_chain(*vip),
-                vec![dnat(backends)],
-            )));
-        }
-    }
-    let removed: Vec<Ipv4Addr> = before
-        .keys()
-        .filter(|v| !after.contains_key(v))
-        .copied()
-        .collect();
-    touched.extend(removed.iter().map(|v| bucket(*v)));
-    for k in touched {
-        batch.add_cmd(NfCmd::Flush(FlushObject::Chain(chain(bucket_chain(k)))));
-        if let Some(r) = bucket_rule(k, &after) {
-            batch.add(NfListObject::Rule(r));
+        if old.len() != new.len() {
+            if !old.is_empty() {
+                del_vips.push(vip.to_string());
+            }
+            if !new.is_empty() {
+                add_vips.push(format!("{vip} : jump n-{}", new.len()));
+                if new.len() > had_chains {
+                    chains.insert(new.len());
+                }
+            }
         }
     }
-    // Last: a chain is deleted once no bucket rule jumps to it any more.
-    for vip in removed {
-        batch.delete(NfListObject::Chain(chain(service_chain(vip))));
+    let mut out = String::new();
+    for n in chains {
+        // It may exist from an earlier, larger state: flushed, then refilled.
+        spread_chain(&mut out, n, true);
     }
-    Some(batch.to_nftables())
+    elements(&mut out, "delete", "vips", &del_vips);
+    elements(&mut out, "delete", "backends", &del_backends);
+    elements(&mut out, "add", "backends", &add_backends);
+    elements(&mut out, "add", "vips", &add_vips);
+    Some(out)
 }
 
-/// The document that removes the table (a sandbox with no VIP left).
-pub fn lb_removal() -> Nftables<'static> {
-    let mut batch = Batch::new();
-    batch.add(table());
-    batch.delete(table());
-    batch.to_nftables()
-}
-
-/// `ip daddr & 0.0.0.63 vmap { 0.0.0.K : jump b-K }`.
-fn dispatch() -> Statement<'static> {
-    let mask = Ipv4Addr::from(u32::from(BUCKETS - 1));
-    Statement::VerdictMap(VerdictMap {
-        key: Expression::BinaryOperation(Box::new(BinaryOperation::AND(
-            daddr(),
-            Expression::String(Cow::Owned(mask.to_string())),
-        ))),
-        data: Expression::Named(NamedExpression::Set(
-            (0..BUCKETS)
-                .map(|k| {
-                    SetItem::Mapping(
-                        Expression::String(Cow::Owned(Ipv4Addr::from(u32::from(k)).to_string())),
-                        jump(bucket_chain(k)),
-                    )
-                })
-                .collect(),
-        )),
-    })
-}
-
-/// Bucket `k`'s rule, if it has VIPs: `ip daddr vmap { VIP : jump s-VIP }`.
-fn bucket_rule(k: u8, services: &BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>) -> Option<Rule<'static>> {
-    let items: Vec<SetItem<'static>> = services
-        .keys()
-        .filter(|v| bucket(**v) == k)
-        .map(|v| {
-            SetItem::Mapping(
-                Expression::String(Cow::Owned(v.to_string())),
-                jump(service_chain(*v)),
-            )
-        })
-        .collect();
-    if items.is_empty() {
-        return None;
-    }
-    let lookup = Statement::VerdictMap(VerdictMap {
-        key: daddr(),
-        data: Expression::Named(NamedExpression::Set(items)),
-    });
-    Some(rule(&bucket_chain(k), vec![lookup]))
-}
-
-fn daddr() -> Expression<'static> {
-    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
-        PayloadField {
-            protocol: "ip".into(),
-            field: "daddr".into(),
-        },
-    )))
-}
-
-fn jump(target: String) -> Expression<'static> {
-    Expression::Verdict(Verdict::Jump(JumpTarget {
-        target: Cow::Owned(target),
-    }))
-}
-
-/// `dnat ip to B` for one backend, else `dnat ip to numgen random mod K map { i : Bi }`.
-fn dnat(backends: &[Ipv4Addr]) -> Statement<'static> {
-    let addr = |ip: &Ipv4Addr| Expression::String(Cow::Owned(ip.to_string()));
-    let target = match backends {
-        [one] => addr(one),
-        many => Expression::Named(NamedExpression::Map(Box::new(nftables::expr::Map {
-            key: Expression::Named(NamedExpression::Numgen(Numgen {
-                mode: NgMode::Random,
-                ng_mod: u32::try_from(many.len()).unwrap_or(u32::MAX),
-                offset: None,
-            })),
-            data: Expression::Named(NamedExpression::Set(
-                many.iter()
-                    .zip(0u32..)
-                    .map(|(ip, i)| SetItem::Mapping(Expression::Number(i), addr(ip)))
-                    .collect(),
-            )),
-        }))),
-    };
-    Statement::DNAT(Some(NAT {
-        addr: Some(target),
-        family: Some(NATFamily::IP),
-        port: None,
-        flags: None,
-    }))
-}
-
-fn rule(chain: &str, expr: Vec<Statement<'static>>) -> Rule<'static> {
-    Rule {
-        family: NfFamily::IP,
-        table: LB_TABLE.into(),
-        chain: Cow::Owned(chain.to_owned()),
-        expr: Cow::Owned(expr),
-        ..Rule::default()
-    }
+/// The script that removes the table (a sandbox with no VIP left).
+pub fn lb_removal() -> String {
+    format!("add table ip {LB_TABLE}\ndelete table ip {LB_TABLE}\n")
 }
 
 #[cfg(test)]
@@ -285,44 +207,102 @@ mod tests {
     }
 
     #[test]
-    fn the_whole_table_has_a_dispatch_buckets_and_a_chain_per_vip() {
-        let doc = lb_ruleset(&[
-            (ip("198.19.1.2"), ips(&["198.19.1.10", "198.19.1.11"])),
+    fn the_whole_table_holds_two_maps_and_the_spread_chains() {
+        let script = lb_ruleset(&[
+            (ip("198.19.1.2"), ips(&["198.19.1.11", "198.19.1.10"])),
             (ip("198.19.1.3"), ips(&[])),
             (ip("198.19.1.66"), ips(&["198.19.1.12"])),
         ]);
-        let json = serde_json::to_string(&doc).unwrap();
-        assert_eq!(json.matches("\"numgen\"").count(), 1, "{json}");
-        // The dispatch, bucket 2 (198.19.1.2 and .66: 66 & 63 = 2) and bucket 3.
-        assert_eq!(json.matches("\"vmap\"").count(), 3, "{json}");
-        for chain in ["s-c6130102", "s-c6130103", "s-c6130142", "b-63"] {
-            assert!(json.contains(chain), "{chain}: {json}");
-        }
+        // Backends sorted into slots; a VIP with none gets no element.
+        assert!(
+            script.contains(
+                "add element ip weft-lb backends { 198.19.1.2 . 0 : 198.19.1.10, 198.19.1.2 . 1 : 198.19.1.11, 198.19.1.66 . 0 : 198.19.1.12 }"
+            ),
+            "{script}"
+        );
+        assert!(
+            script.contains(
+                "add element ip weft-lb vips { 198.19.1.2 : jump n-2, 198.19.1.66 : jump n-1 }"
+            ),
+            "{script}"
+        );
+        assert_eq!(
+            script.matches("numgen random mod").count(),
+            PREMADE_CHAINS + 1,
+            "{script}"
+        );
+        assert!(script.starts_with("add table ip weft-lb\ndelete table ip weft-lb\n"));
     }
 
     #[test]
-    fn an_update_touches_only_what_changed() {
+    fn an_update_touches_only_the_elements_that_changed() {
         let before = [
             (ip("198.19.1.2"), ips(&["198.19.1.10", "198.19.1.11"])),
             (ip("198.19.1.3"), ips(&["198.19.1.12"])),
         ];
         assert!(lb_update(&before, &before).is_none());
-        // One backend leaves: one chain flushed and refilled, no bucket touched.
+        // One backend leaves: its slot and the VIP's chain change, nothing of the other VIP.
         let after = [
             (ip("198.19.1.2"), ips(&["198.19.1.10"])),
             (ip("198.19.1.3"), ips(&["198.19.1.12"])),
         ];
-        let json = serde_json::to_string(&lb_update(&before, &after).unwrap()).unwrap();
-        assert!(
-            json.contains("s-c6130102") && !json.contains("s-c6130103"),
-            "{json}"
+        let script = lb_update(&before, &after).unwrap();
+        assert_eq!(
+            script,
+            "delete element ip weft-lb vips { 198.19.1.2 }\n\
+             delete element ip weft-lb backends { 198.19.1.2 . 1 }\n\
+             add element ip weft-lb vips { 198.19.1.2 : jump n-1 }\n"
         );
-        assert!(!json.contains("b-"), "{json}");
-        // A VIP goes: its bucket rewritten, then its chain deleted.
-        let json = serde_json::to_string(&lb_update(&before, &before[..1]).unwrap()).unwrap();
-        let flush = json.find("b-3").unwrap();
-        let delete = json.find("\"delete\"").unwrap();
-        assert!(flush < delete, "{json}");
-        assert!(!json.contains("b-2"), "{json}");
+        // A replaced backend keeps the count: one slot, no chain change.
+        let swapped = [
+            (ip("198.19.1.2"), ips(&["198.19.1.10", "198.19.1.13"])),
+            (ip("198.19.1.3"), ips(&["198.19.1.12"])),
+        ];
+        let script = lb_update(&before, &swapped).unwrap();
+        assert_eq!(
+            script,
+            "delete element ip weft-lb backends { 198.19.1.2 . 1 }\n\
+             add element ip weft-lb backends { 198.19.1.2 . 1 : 198.19.1.13 }\n"
+        );
+        // A VIP goes: its elements go.
+        let script = lb_update(&before, &before[..1]).unwrap();
+        assert_eq!(
+            script,
+            "delete element ip weft-lb vips { 198.19.1.3 }\n\
+             delete element ip weft-lb backends { 198.19.1.3 . 0 }\n"
+        );
+    }
+
+    #[test]
+    fn a_vip_with_more_backends_than_premade_chains_gets_its_chain() {
+        let many: Vec<IpAddr> = (0..40u8)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(198, 19, 2, i)))
+            .collect();
+        let before = [(ip("198.19.1.2"), ips(&["198.19.1.10"]))];
+        let after = [(ip("198.19.1.2"), many)];
+        let script = lb_update(&before, &after).unwrap();
+        assert!(
+            script.starts_with(
+                "add chain ip weft-lb n-40\nflush chain ip weft-lb n-40\nadd rule ip weft-lb n-40 dnat ip to ip daddr . numgen random mod 40 map @backends\n"
+            ),
+            "{script}"
+        );
+        assert!(script.contains("198.19.1.2 : jump n-40"), "{script}");
+        let full = lb_ruleset(&after);
+        assert!(full.contains("add chain ip weft-lb n-40\n"), "{full}");
+        assert!(!full.contains("add chain ip weft-lb n-41\n"), "{full}");
+    }
+
+    #[test]
+    fn thousands_of_elements_are_chunked() {
+        let services: Vec<(IpAddr, Vec<IpAddr>)> = (0..3000u32)
+            .map(|i| {
+                let vip = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 19, 128, 0)) + i);
+                (IpAddr::V4(vip), ips(&["198.19.1.10"]))
+            })
+            .collect();
+        let script = lb_ruleset(&services);
+        assert_eq!(script.matches("add element ip weft-lb backends").count(), 3);
+        assert_eq!(script.matches("add element ip weft-lb vips").count(), 3);
     }
 }

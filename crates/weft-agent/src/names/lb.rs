@@ -75,13 +75,13 @@ impl Job {
         let ns = NsRef::named(&self.ns);
         // An empty "before" may mean no table at all (a first program that found no VIP
         // removes it): then the whole table, never an update of one that is not there.
-        let document = match &self.before {
+        let script = match &self.before {
             Some(before) if !before.is_empty() => weft_services::lb_update(before, &self.desired),
             _ if self.desired.is_empty() => Some(weft_services::lb_removal()),
             _ => Some(weft_services::lb_ruleset(&self.desired)),
         };
-        if let Some(document) = document {
-            kernel.apply_ruleset(&ns, &document).await?;
+        if let Some(script) = script {
+            kernel.apply_script(&ns, &script).await?;
         }
         for (vip, backend) in &self.removed {
             if let Err(e) = kernel.forget_udp_flows(&ns, *vip, *backend).await {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use ipnet::IpNet;
 use nftables::schema::{NfCmd, NfListObject, NfObject, Nftables};
+use nftables::types::NfFamily;
 
 use super::{
     FakeKernel, addr_object, adopt, existing_of_kind, ip_object, ns_object, route_object,
@@ -423,6 +424,50 @@ fn apply_tables(tables: &mut Vec<NftTable>, doc: &Nftables<'_>) -> Result<(), Nf
     Ok(())
 }
 
+/// The tables a script's `add table` and `delete table` lines leave (nothing else is
+/// modelled): all of it or, on a missing table, nothing.
+fn apply_script_tables(
+    tables: &mut Vec<NftTable>,
+    script: &str,
+) -> std::result::Result<(), NftError> {
+    let mut next = tables.clone();
+    for line in script.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (verb, family, name) = match words.as_slice() {
+            [verb, "table", family, name, ..] => (*verb, *family, *name),
+            _ => continue,
+        };
+        let family = match family {
+            "ip" => NfFamily::IP,
+            "ip6" => NfFamily::IP6,
+            "inet" => NfFamily::INet,
+            other => {
+                return Err(NftError::Failed {
+                    status: "exit status: 1".into(),
+                    stderr: format!("family {other} is not modelled"),
+                });
+            }
+        };
+        let t = NftTable {
+            family,
+            name: name.trim_end_matches(['{', ' ']).to_owned(),
+        };
+        match verb {
+            "add" if !next.contains(&t) => next.push(t),
+            "delete" if !next.contains(&t) => {
+                return Err(NftError::Failed {
+                    status: "exit status: 1".into(),
+                    stderr: format!("no such table {}", t.name),
+                });
+            }
+            "delete" => next.retain(|x| *x != t),
+            _ => {}
+        }
+    }
+    *tables = next;
+    Ok(())
+}
+
 #[async_trait]
 impl FirewallOps for FakeKernel {
     async fn apply_ruleset(&self, ns: &NsRef, ruleset: &Nftables<'_>) -> Result<()> {
@@ -435,6 +480,17 @@ impl FirewallOps for FakeKernel {
         let json = serde_json::to_string(ruleset).map_err(|e| err(NftError::Json(e)))?;
         apply_tables(&mut space.tables, ruleset).map_err(err)?;
         space.rulesets.push(json);
+        Ok(())
+    }
+
+    async fn apply_script(&self, ns: &NsRef, script: &str) -> Result<()> {
+        let mut g = self.enter("apply_script", ns, "")?;
+        let space = g.world().space_mut(ns)?;
+        apply_script_tables(&mut space.tables, script).map_err(|source| Error::ApplyRuleset {
+            ns: ns.clone(),
+            source,
+        })?;
+        space.rulesets.push(script.to_owned());
         Ok(())
     }
 
