@@ -29,6 +29,7 @@ use cluster_tests::bench::{
 };
 use cluster_tests::cluster::{GOSSIP_PORT, UNDERLAY_BRIDGE};
 use cluster_tests::dns::{Behaviour, FakeUpstream};
+use cluster_tests::nft::{ElementMonitor, holds};
 use cluster_tests::{Agent, AgentOptions, Cluster, ClusterOptions, cli_at, wait_until};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -462,14 +463,6 @@ fn flush_conntrack(netns: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// True when `text` holds `ip` as a whole address, not as part of a longer one.
-fn holds(text: &str, ip: &str) -> bool {
-    let part = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit() || c == '.');
-    text.match_indices(ip).any(|(at, _)| {
-        !part(text[..at].chars().next_back()) && !part(text[at + ip.len()..].chars().next())
-    })
-}
-
 /// What a listing of the table holds: VIPs with backends (elements of map `vips`) and
 /// backend slots (elements of map `backends`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -548,14 +541,19 @@ fn settle(agent: &Agent) -> anyhow::Result<()> {
 
 #[derive(Debug, Default)]
 struct Programming {
-    /// `weft run -d` returned → the address is in the client's table.
+    /// `weft run -d` returned → the kernel committed the address to the client's table
+    /// (`nft monitor`; zero when it came first).
     add: Vec<Duration>,
     /// The same from the start of `weft run -d`.
     add_from_start: Vec<Duration>,
-    /// `weft sandbox rm -f` started → the address is out of the table (the drain's first
-    /// step; the command itself returns about 1.5 s later).
+    /// `weft run -d` returned → the address seen in the table by polling.
+    add_polled: Vec<Duration>,
+    /// `weft sandbox rm -f` started → the kernel committed the address's removal (the
+    /// drain's first step; the command itself returns about 1.5 s later).
     remove: Vec<Duration>,
-    /// Every `nft list table` the polls ran: the resolution of the above.
+    /// The same, seen by polling.
+    remove_polled: Vec<Duration>,
+    /// Every `nft get element` the polls ran: the resolution of the polled figures.
     listings: Vec<Duration>,
     programs: u64,
 }
@@ -574,7 +572,9 @@ fn programming(
         .as_str()
         .context("probe's vip")?
         .parse()?;
+    let monitor = ElementMonitor::start(client_ns)?;
     for i in 0..PROGRAM_TRIES {
+        monitor.drain();
         let ip = nth(base, i).to_string();
         let name = format!("p{tag}-{i}");
         let start = Instant::now();
@@ -584,20 +584,24 @@ fn programming(
             &["--network", "ov", "--service", "probe", "--ip", &ip],
         );
         let returned = Instant::now();
+        let committed = monitor.wait_backend(vip, &ip, true, TABLE_WAIT)?;
         let (seen, listings) = wait_table(client_ns, vip, &ip, true)?;
-        p.add.push(seen - returned);
-        p.add_from_start.push(seen - start);
+        p.add.push(committed.saturating_duration_since(returned));
+        p.add_from_start.push(committed - start);
+        p.add_polled.push(seen - returned);
         p.listings.extend(listings);
         let removing = Instant::now();
         let rm = {
             let (socket, name) = (socket.clone(), name.clone());
             std::thread::spawn(move || cli_at(&socket, &["sandbox", "rm", "-f", &name]))
         };
+        let deleted = monitor.wait_backend(vip, &ip, false, TABLE_WAIT);
         let gone = wait_table(client_ns, vip, &ip, false);
         let out = rm.join().expect("rm thread");
         anyhow::ensure!(out.success(), "rm {name}: {}", out.stderr);
         let (gone, listings) = gone?;
-        p.remove.push(gone - removing);
+        p.remove.push(deleted? - removing);
+        p.remove_polled.push(gone - removing);
         p.listings.extend(listings);
     }
     p.programs = lb_stats(agent)["programs"]
@@ -989,12 +993,12 @@ fn report_lb(r: &LbReport) {
         ms(cmax)
     );
     println!(
-        "## Programming ({PROGRAM_TRIES} backends of `probe` added and removed, polling the probe's slots 0 and 1 in map `backends` of `ip weft-lb` in the client)\n"
+        "## Programming ({PROGRAM_TRIES} backends of `probe` added and removed; committed: `nft monitor elements` in the client; polled: `nft get element` of the probe's slots 0 and 1 in map `backends`)\n"
     );
     println!(
-        "| services | run returned → in table p50 / p99 | run started → in table p50 / p99 | rm -f started → out p50 / p99 | one query p50 / max | programs | failures | last_program_us | max_program_us |"
+        "| services | run returned → committed p50 / p99 | run started → committed p50 / p99 | rm -f started → removal committed p50 / p99 | polled: add / remove p50 / p99 | one query p50 / max | programs | failures | last_program_us | max_program_us |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for s in &r.stages {
         let Some(p) = &s.programming else { continue };
         let pair = |v: &[Duration]| {
@@ -1003,11 +1007,13 @@ fn report_lb(r: &LbReport) {
         };
         let (l50, _, lmax) = percentiles(&p.listings);
         println!(
-            "| {} | {} | {} | {} | {} / {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} ; {} | {} / {} | {} | {} | {} | {} |",
             s.label,
             pair(&p.add),
             pair(&p.add_from_start),
             pair(&p.remove),
+            pair(&p.add_polled),
+            pair(&p.remove_polled),
             ms(l50),
             ms(lmax),
             p.programs,

@@ -10,6 +10,7 @@ mod agent;
 pub mod bench;
 pub mod cluster;
 pub mod dns;
+pub mod nft;
 
 pub use agent::{Agent, AgentOptions, CliOutput, aborted, cli_at};
 pub use cluster::{Cluster, ClusterOptions, Topology, assert_clean};

@@ -1,11 +1,17 @@
-//! The overlay data path against agent crashes: a sandbox pinged every 20 ms from another
-//! host while its agent is killed with `kill -9` and kept down past the suspicion window,
-//! then restarted, loses no ping, and no FDB or neighbour entry is removed on either host
-//! at any point: the host's kernel answers probes without its agent, so its entries stay.
+//! The overlay data path against failures:
+//! - a sandbox pinged every 20 ms from another host while its agent is killed with
+//!   `kill -9` and kept down past the suspicion window, then restarted, loses no ping, and
+//!   no FDB or neighbour entry is removed on either host at any point: the host's kernel
+//!   answers probes without its agent, so its entries stay;
+//! - a 10 s partition of gossip and RPC between one host and the rest loses no record and
+//!   no ping;
+//! - a host cut off the underlay past the window loses its entries, and is reachable again
+//!   within a second of being seen alive after the heal, with the same records.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cluster_tests::{Agent, Cluster, ClusterOptions, cli_at, wait_until};
+use cluster_tests::{Agent, CliOutput, Cluster, ClusterOptions, cli_at, wait_until};
+use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -178,4 +184,200 @@ fn an_agent_killed_past_the_suspicion_window_never_cuts_the_data_path() {
             host + 1
         );
     }
+}
+
+/// Pings `ip` from `sandbox` on `agent` every 20 ms for `count` pings, in a thread.
+fn pinger(
+    agent: &Agent,
+    sandbox: &str,
+    ip: &str,
+    count: usize,
+) -> std::thread::JoinHandle<CliOutput> {
+    let socket = agent.socket();
+    let (sandbox, ip, count) = (sandbox.to_owned(), ip.to_owned(), count.to_string());
+    std::thread::spawn(move || {
+        let args = [
+            "exec", &sandbox, "--", "ping", "-n", "-O", "-i", "0.02", "-W", "1", "-c", &count, &ip,
+        ];
+        cli_at(&socket, &args)
+    })
+}
+
+/// Every entry of `table` on network `ov` as `agent` sees it: (key, owner).
+fn records(agent: &Agent, table: &str) -> BTreeSet<(String, String)> {
+    agent
+        .json(&["diag", "table", table, "ov"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["key"].as_str().unwrap_or_default().to_owned(),
+                e["owner"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Drops gossip (UDP 7946) and RPC (UDP 7947) in and out of `agent`'s host; `false` heals.
+fn partition(agent: &Agent, on: bool) {
+    let table = "weft_test_partition";
+    let mut script = format!("table inet {table}\ndelete table inet {table}\n");
+    if on {
+        script.push_str(&format!(
+            "table inet {table} {{\n\
+             \tchain input {{ type filter hook input priority -10; policy accept; udp dport {{ 7946, 7947 }} drop; udp sport {{ 7946, 7947 }} drop; }}\n\
+             \tchain output {{ type filter hook output priority -10; policy accept; udp dport {{ 7946, 7947 }} drop; udp sport {{ 7946, 7947 }} drop; }}\n\
+             }}\n"
+        ));
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), script).unwrap();
+    agent
+        .host_nft(&["-f", &file.path().display().to_string()])
+        .unwrap();
+}
+
+#[test]
+fn a_ten_second_gossip_partition_loses_no_record_and_no_ping() {
+    let cluster = Cluster::start(3, ClusterOptions::default()).unwrap();
+    cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
+    cluster.host(1).create_overlay("ov", "198.19.161.0/24");
+    let ips: Vec<String> = (1..=3)
+        .map(|i| run(cluster.host(i), &format!("a{i}")))
+        .collect();
+    for ip in &ips[1..] {
+        wait_until("a1 reaches the others", Duration::from_secs(10), || {
+            cluster.host(1).ping("a1", ip, 1).then_some(())
+        })
+        .unwrap();
+    }
+    wait_until("every host holds 3 peers", Duration::from_secs(10), || {
+        (1..=3)
+            .all(|i| records(cluster.host(i), "overlay_peer_table").len() == 3)
+            .then_some(())
+    })
+    .unwrap();
+    let before: Vec<_> = (1..=3)
+        .map(|i| records(cluster.host(i), "overlay_peer_table"))
+        .collect();
+    let monitor = Monitors::start(&overlay_ns(cluster.host(1)));
+    // 16 s of pings from a1 to a2 and a3; the partition in the middle.
+    let pings: Vec<_> = ips[1..]
+        .iter()
+        .map(|ip| pinger(cluster.host(1), "a1", ip, 800))
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    partition(cluster.host(1), true);
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(
+        status_of(cluster.host(1), "h2"),
+        "suspect",
+        "the partition holds"
+    );
+    partition(cluster.host(1), false);
+    for ping in pings {
+        let out = ping.join().unwrap();
+        let (sent, received) = ping_counts(&out.stdout);
+        let lost: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| l.contains("no answer"))
+            .collect();
+        assert!(sent >= 700, "{}", out.stderr);
+        assert_eq!(sent, received, "lost pings: {lost:?}");
+    }
+    wait_until(
+        "every host sees every other alive",
+        Duration::from_secs(20),
+        || {
+            (1..=3)
+                .all(|i| {
+                    ["h1", "h2", "h3"]
+                        .iter()
+                        .all(|n| status_of(cluster.host(i), n) == "alive")
+                })
+                .then_some(())
+        },
+    )
+    .unwrap();
+    for i in 1..=3 {
+        assert_eq!(
+            records(cluster.host(i), "overlay_peer_table"),
+            before[i - 1],
+            "host {i}"
+        );
+    }
+    assert_eq!(monitor.deletions(), Vec::<String>::new());
+}
+
+#[test]
+fn a_host_cut_past_the_window_comes_back_within_a_second_of_being_alive() {
+    let cluster = Cluster::start(2, ClusterOptions::default()).unwrap();
+    cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
+    cluster.host(1).create_overlay("ov", "198.19.162.0/24");
+    let _ip1 = run(cluster.host(1), "a1");
+    let ip2 = run(cluster.host(2), "a2");
+    wait_until("a1 reaches a2", Duration::from_secs(10), || {
+        cluster.host(1).ping("a1", &ip2, 1).then_some(())
+    })
+    .unwrap();
+    let before = records(cluster.host(1), "overlay_peer_table");
+    assert_eq!(before.len(), 2, "{before:?}");
+    cluster.cut(2).unwrap();
+    let cut = Instant::now();
+    // Gone after the window: host 2's agent and host are both silent.
+    wait_until(
+        "host 2's entries gone from host 1",
+        WINDOW + Duration::from_secs(20),
+        || (records(cluster.host(1), "overlay_peer_table").len() == 1).then_some(()),
+    )
+    .unwrap();
+    let gone = cut.elapsed();
+    assert!(gone >= WINDOW, "not before the window: {gone:?}");
+    assert_eq!(status_of(cluster.host(1), "h2"), "dead");
+    std::thread::sleep(DOWN.saturating_sub(cut.elapsed()));
+    // a1 retries ARP every 10 ms instead of every second, so that the resolution of its
+    // neighbour (answered by host 1's vxlan proxy once the entries are back) does not
+    // quantise the result; it pings a2 every 20 ms, with a timestamp per reply.
+    cluster.host(1).ok(&[
+        "exec",
+        "a1",
+        "--",
+        "sh",
+        "-c",
+        "for f in /proc/sys/net/ipv4/neigh/*/retrans_time_ms; do echo 10 > $f; done",
+    ]);
+    let socket = cluster.host(1).socket();
+    let target = ip2.clone();
+    let pings = std::thread::spawn(move || {
+        let args = [
+            "exec", "a1", "--", "ping", "-n", "-D", "-i", "0.02", "-W", "1", "-c", "600", &target,
+        ];
+        cli_at(&socket, &args)
+    });
+    cluster.heal(2).unwrap();
+    let alive = wait_until("host 2 alive on host 1", Duration::from_secs(30), || {
+        (status_of(cluster.host(1), "h2") == "alive").then(std::time::SystemTime::now)
+    })
+    .unwrap();
+    let out = pings.join().unwrap();
+    // The first reply: "[EPOCH.MICROS] 64 bytes from ...".
+    let first = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("bytes from"))
+        .and_then(|l| l.strip_prefix('[')?.split(']').next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("a2 never answered: {}", out.stdout));
+    let alive_s = alive
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let after_alive = Duration::from_secs_f64((first - alive_s).max(0.0));
+    println!(
+        "entries gone {gone:?} after the cut; a2 answered {:.3} s after host 2 was seen alive",
+        first - alive_s
+    );
+    assert!(after_alive <= Duration::from_secs(1), "{after_alive:?}");
+    assert_eq!(records(cluster.host(1), "overlay_peer_table"), before);
 }
