@@ -742,8 +742,10 @@ impl Lb<'_> {
         settle(self.agent)?;
         let table = census(&lb_table(&self.client_ns)?.0);
         eprintln!("{label}: wrk keep-alive, then new connection per request");
-        let keep_alive = Ratio::measure(self, false)?;
-        let close = Ratio::measure(self, true)?;
+        let (keep_alive, close) = match programming_only() {
+            true => (Ratio::default(), Ratio::default()),
+            false => (Ratio::measure(self, false)?, Ratio::measure(self, true)?),
+        };
         let programming = match probes {
             Some((base, tag)) => {
                 eprintln!("{label}: programming");
@@ -948,7 +950,20 @@ fn report_dns(r: &DnsReport) {
     );
 }
 
+/// `WEFT_BENCH_PROGRAMMING_ONLY=1`: no DNS part and no wrk runs, only the tables'
+/// programming at each size (a few minutes instead of about 13).
+fn programming_only() -> bool {
+    std::env::var_os("WEFT_BENCH_PROGRAMMING_ONLY").is_some()
+}
+
 fn report_lb(r: &LbReport) {
+    if !programming_only() {
+        report_ratios(r);
+    }
+    report_programming(r);
+}
+
+fn report_ratios(r: &LbReport) {
     println!(
         "## VIP load balancing (one backend, wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_DURATION}, {WRK_ROUNDS} alternating rounds, medians)\n"
     );
@@ -983,6 +998,9 @@ fn report_lb(r: &LbReport) {
             s.label, s.keep_alive.vip, s.keep_alive.direct, s.close.vip, s.close.direct
         );
     }
+}
+
+fn report_programming(r: &LbReport) {
     let (c50, c99, cmax) = percentiles(&r.create);
     println!(
         "\n{} × `weft service create`: {:.1} s in all, p50 {}, p99 {}, max {}\n",
@@ -1050,8 +1068,10 @@ fn main() -> anyhow::Result<()> {
         "agent {}; {cpus} CPUs\n",
         cluster_tests::weft_bin().display()
     );
-    let dns = dns_phase()?;
-    report_dns(&dns);
+    if !programming_only() {
+        let dns = dns_phase()?;
+        report_dns(&dns);
+    }
     let lb = lb_phase()?;
     report_lb(&lb);
     Ok(())

@@ -89,17 +89,25 @@ fn run(agent: &Agent, name: &str) -> String {
     agent.ip_of(name, "ov")
 }
 
-/// Transmitted and received counts from ping's summary.
-fn ping_counts(out: &str) -> (u64, u64) {
+/// What a `ping -O` run says: transmitted, received, and the line of every ping not
+/// answered in time (at 20 ms apart, its sequence number says when).
+fn ping_result(out: &CliOutput) -> (u64, u64, Vec<String>) {
     let line = out
+        .stdout
         .lines()
         .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("no ping summary in {out}"));
+        .unwrap_or_else(|| panic!("no ping summary in {out:?}"));
     let numbers: Vec<u64> = line
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|w| w.parse().ok())
         .collect();
-    (numbers[0], numbers[1])
+    let lost = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("no answer"))
+        .map(str::to_owned)
+        .collect();
+    (numbers[0], numbers[1], lost)
 }
 
 fn status_of(agent: &Agent, node: &str) -> String {
@@ -130,15 +138,8 @@ fn an_agent_killed_past_the_suspicion_window_never_cuts_the_data_path() {
 
     // Pings from a1 to a2 every 20 ms for the whole story: kill, 90 s down, restart.
     let story = DOWN + Duration::from_secs(15);
-    let count = (story.as_millis() / PING_EVERY.as_millis()).to_string();
-    let socket = cluster.host(1).socket();
-    let target = ip2.clone();
-    let pinger = std::thread::spawn(move || {
-        let args = [
-            "exec", "a1", "--", "ping", "-n", "-O", "-i", "0.02", "-W", "1", "-c", &count, &target,
-        ];
-        cli_at(&socket, &args)
-    });
+    let count = usize::try_from(story.as_millis() / PING_EVERY.as_millis()).unwrap();
+    let pinger = pinger(cluster.host(1), "a1", &ip2, count);
     std::thread::sleep(Duration::from_secs(2));
     cluster.kill9(2).unwrap();
     let killed = Instant::now();
@@ -153,14 +154,8 @@ fn an_agent_killed_past_the_suspicion_window_never_cuts_the_data_path() {
     .unwrap();
     let restarted = killed.elapsed();
     let out = pinger.join().unwrap();
-    let (sent, received) = ping_counts(&out.stdout);
-    // `-O` names every ping not answered in time; at 20 ms apart, its sequence number
-    // says when (the kill came about 2 s in).
-    let lost: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter(|l| l.contains("no answer"))
-        .collect();
+    // The kill came about 2 s in.
+    let (sent, received, lost) = ping_result(&out);
     let deleted: Vec<Vec<String>> = monitors.iter().map(Monitors::deletions).collect();
     println!(
         "pings: {sent} sent, {received} received; agent down {DOWN:?}, restarted {restarted:?} after the kill; lost: {lost:?}; deletions: {deleted:?}"
@@ -278,12 +273,7 @@ fn a_ten_second_gossip_partition_loses_no_record_and_no_ping() {
     partition(cluster.host(1), false);
     for ping in pings {
         let out = ping.join().unwrap();
-        let (sent, received) = ping_counts(&out.stdout);
-        let lost: Vec<&str> = out
-            .stdout
-            .lines()
-            .filter(|l| l.contains("no answer"))
-            .collect();
+        let (sent, received, lost) = ping_result(&out);
         assert!(sent >= 700, "{}", out.stderr);
         assert_eq!(sent, received, "lost pings: {lost:?}");
     }

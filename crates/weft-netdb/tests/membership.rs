@@ -5,10 +5,22 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use actix::Addr;
 use common::*;
 use weft_netdb::*;
 
 const T: Duration = Duration::from_secs(5);
+
+/// Kills `victim` (a crash: no leave) and waits until `observer` sees `node` suspect.
+#[allow(clippy::unwrap_used)]
+async fn crash_and_wait_suspect(victim: &Addr<NetworkDb>, observer: &Addr<NetworkDb>, node: &str) {
+    victim.send(Abort).await.unwrap();
+    wait_until(&format!("{node} suspect"), T, || {
+        let a = observer.clone();
+        async move { status_of(&a, node).await == Some(MemberStatus::Suspect) }
+    })
+    .await;
+}
 
 async fn seen_by_all(nodes: &[Node], k: &str, v: &[u8]) {
     let dbs: Vec<_> = nodes.iter().map(|n| n.db.clone()).collect();
@@ -229,12 +241,7 @@ async fn restarted_node_comes_back_with_a_new_generation_and_reasserts_its_entri
     let old_generation = observe(&old.db).await.generation;
     let log = watch(&a).await;
 
-    old.db.send(Abort).await.unwrap();
-    wait_until("old generation suspect", T, || {
-        let a = a.clone();
-        async move { status_of(&a, "node-2").await == Some(MemberStatus::Suspect) }
-    })
-    .await;
+    crash_and_wait_suspect(&old.db, &a, "node-2").await;
 
     // The restarted agent re-asserts what it owns from the start.
     let mut cfg = config("node-2", old.addr, &[nodes[0].addr], window);
@@ -292,12 +299,7 @@ async fn a_restart_that_defers_ready_switches_generations_without_any_event() {
     }
     seen_by_all(&nodes, "ep2", b"v").await;
     let log = watch(&a).await;
-    old.db.send(Abort).await.unwrap();
-    wait_until("old generation suspect", T, || {
-        let a = a.clone();
-        async move { status_of(&a, "node-1").await == Some(MemberStatus::Suspect) }
-    })
-    .await;
+    crash_and_wait_suspect(&old.db, &a, "node-1").await;
 
     let mut cfg = config("node-1", old.addr, &[nodes[0].addr], window);
     cfg.defer_ready = true;

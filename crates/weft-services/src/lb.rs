@@ -45,14 +45,19 @@ fn v4(services: &LbServices) -> V4 {
         .iter()
         .filter_map(|(vip, backends)| {
             let IpAddr::V4(vip) = vip else { return None };
-            let backends: BTreeSet<Ipv4Addr> = backends
+            let mut backends: Vec<Ipv4Addr> = backends
                 .iter()
                 .filter_map(|b| match b {
                     IpAddr::V4(b) => Some(*b),
                     IpAddr::V6(_) => None,
                 })
                 .collect();
-            Some((*vip, backends.into_iter().collect()))
+            // Usually sorted and unique already (the directory's pools are).
+            if !backends.windows(2).all(|w| w[0] < w[1]) {
+                backends.sort_unstable();
+                backends.dedup();
+            }
+            Some((*vip, backends))
         })
         .collect()
 }

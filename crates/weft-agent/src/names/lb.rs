@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 use tracing::warn;
 use weft_os::{Kernel, NsName, NsRef};
-use weft_types::SandboxId;
+use weft_types::{NetworkId, SandboxId};
 
 /// How long changes are gathered before the load balancers are programmed.
 pub(crate) const BATCH: Duration = Duration::from_millis(2);
@@ -92,15 +92,16 @@ impl Job {
     }
 }
 
-/// The (VIP, backend) pairs of `before` that `after` no longer has.
+/// The (VIP, backend) pairs of `before` that `after` no longer has. Both are sorted by
+/// VIP (see [`Balancers::desired`]): a lookup is a binary search, not a scan, since with
+/// thousands of services a scan per VIP costs tens of milliseconds per sandbox.
 fn removed_backends(before: &Desired, after: &Desired) -> Vec<(IpAddr, IpAddr)> {
     before
         .iter()
         .flat_map(|(vip, backends)| {
             let kept = after
-                .iter()
-                .find(|(v, _)| v == vip)
-                .map(|(_, b)| b.as_slice())
+                .binary_search_by(|(v, _)| v.cmp(vip))
+                .map(|at| after[at].1.as_slice())
                 .unwrap_or_default();
             backends
                 .iter()
@@ -134,18 +135,20 @@ impl Balancers {
         !std::mem::replace(&mut self.scheduled, true)
     }
 
-    /// What each tracked sandbox should hold now.
+    /// What each tracked sandbox should hold now, sorted by VIP. Each network's VIPs are
+    /// computed once, however many sandboxes are on it.
     pub fn desired(&self, names: &Names) -> HashMap<SandboxId, Desired> {
+        let mut per_network: HashMap<&NetworkId, Desired> = HashMap::new();
         self.sandboxes
             .keys()
             .map(|id| {
-                let mut desired: Desired = names
-                    .views
-                    .get(id)
-                    .into_iter()
-                    .flat_map(|view| &view.networks)
-                    .flat_map(|n| names.directory.virtual_ips(&n.id))
-                    .collect();
+                let mut desired: Desired = Vec::new();
+                for n in names.views.get(id).into_iter().flat_map(|v| &v.networks) {
+                    let vips = per_network
+                        .entry(&n.id)
+                        .or_insert_with(|| names.directory.virtual_ips(&n.id));
+                    desired.extend(vips.iter().cloned());
+                }
                 desired.sort();
                 desired.dedup();
                 (id.clone(), desired)
