@@ -316,6 +316,12 @@ fn bad_service_requests_are_refused_and_change_nothing() {
     assert_eq!(h1.json(&["service", "ls"]), serde_json::json!([]));
 }
 
+/// `Some` when requests from `client` to `web` reach all three backends and none fails.
+fn every_backend_answers(agent: &Agent) -> Option<()> {
+    let (_, seen) = view_of_web(agent);
+    (seen.len() == 3 && !seen.contains_key("FAILED")).then_some(())
+}
+
 /// The backends `tasks.web` names, and who answered 30 requests through the VIP.
 fn view_of_web(agent: &Agent) -> (Vec<String>, BTreeMap<String, u32>) {
     (
@@ -334,6 +340,14 @@ fn a_lost_host_leaves_dns_and_the_lb_within_3_s_and_a_lost_agent_does_not() {
         "tasks.web lists the 3 backends",
         Duration::from_secs(10),
         || (dig_short(h1, "client", &["tasks.web"]) == all).then_some(()),
+    )
+    .unwrap();
+    // Host 3 must have learned the client (from gossip) before it is cut off: a host whose
+    // agent is killed before it hears of a sandbox can never answer it.
+    wait_until(
+        "every backend answers the client",
+        Duration::from_secs(10),
+        || every_backend_answers(h1),
     )
     .unwrap();
     // Host loss: host 3 off the underlay. Within 3 s neither DNS nor the LB names it.
@@ -376,45 +390,43 @@ fn a_lost_host_leaves_dns_and_the_lb_within_3_s_and_a_lost_agent_does_not() {
     );
     let log = h1.log();
     assert!(log.contains("host lost"), "{log}");
-    // Back on the underlay: back in DNS at once (the probe answers again).
+    // Back on the underlay: back in DNS at once (the probe answers again), and requests
+    // reach its backend again.
     cluster.heal(3).unwrap();
+    let healed = Instant::now();
     wait_until("host 3's backend is back", Duration::from_secs(5), || {
         (dig_short(h1, "client", &["tasks.web"]) == all).then_some(())
     })
     .unwrap();
+    wait_until(
+        "requests reach host 3 again",
+        Duration::from_secs(5),
+        || every_backend_answers(h1),
+    )
+    .unwrap();
+    println!(
+        "requests reach every backend {:?} after the heal",
+        healed.elapsed()
+    );
     // Agent loss: host 3's agent killed, its sandboxes run on: for 60 s (the suspicion
-    // window, and as long as its host answers probes) every answer and every pick still
-    // name it. Requests to it are asserted for the first 20 s: in two full CI runs out of
-    // five, they began to fail about 27 s after the kill, when this host was cut off and
-    // healed just before (data_path.rs, without the cut, keeps 90 s of pings); failures
-    // after 20 s are printed, not asserted, until that is understood.
+    // window, and as long as its host answers probes) every answer, every pick and every
+    // request still reach it. A round is judged by when it started: one whose requests
+    // time out takes far longer than the gap between rounds.
     cluster.kill9(3).unwrap();
-    let killed = std::time::Instant::now();
+    let killed = Instant::now();
     let mut rounds = 0;
     while killed.elapsed() < Duration::from_secs(60) {
+        let started = killed.elapsed();
         let (tasks, seen) = view_of_web(cluster.host(1));
-        assert_eq!(tasks, all, "after {:?}", killed.elapsed());
-        if killed.elapsed() < Duration::from_secs(20) {
-            assert!(
-                seen.contains_key("web-3") && !seen.contains_key("FAILED"),
-                "after {:?}: {seen:?}",
-                killed.elapsed()
-            );
-        } else {
-            // Still picked: answered, or failed (only web-3's requests ever failed).
-            assert!(
-                seen.contains_key("web-3") || seen.contains_key("FAILED"),
-                "after {:?}: {seen:?}",
-                killed.elapsed()
-            );
-            if seen.contains_key("FAILED") {
-                println!("after {:?} requests failed: {seen:?}", killed.elapsed());
-            }
-        }
+        assert_eq!(tasks, all, "round started {started:?} after the kill");
+        assert!(
+            seen.contains_key("web-3") && !seen.contains_key("FAILED"),
+            "round started {started:?} after the kill: {seen:?}"
+        );
         rounds += 1;
         std::thread::sleep(Duration::from_secs(3));
     }
-    assert!(rounds >= 10);
+    assert!(rounds >= 10, "only {rounds} rounds in 60 s");
     // Restarted: DNS never loses a backend, and every backend answers again.
     cluster.restart(3).unwrap();
     let restarted = std::time::Instant::now();
@@ -431,10 +443,7 @@ fn a_lost_host_leaves_dns_and_the_lb_within_3_s_and_a_lost_agent_does_not() {
     wait_until(
         "every backend answers again",
         Duration::from_secs(15),
-        || {
-            let (_, seen) = view_of_web(cluster.host(1));
-            (seen.len() == 3 && !seen.contains_key("FAILED")).then_some(())
-        },
+        || every_backend_answers(cluster.host(1)),
     )
     .unwrap();
 }
