@@ -77,6 +77,36 @@ fn two_sandboxes_on_one_network_talk_over_icmp_and_tcp() {
 }
 
 #[test]
+fn with_icc_off_sandboxes_reach_the_gateway_but_not_each_other() {
+    run(|c| async move {
+        let d = driver(&c);
+        let mut net = network(1, false);
+        net.options = weft_types::Options::from_pairs(["icc=false"]).unwrap();
+        d.create_network(&net).await.unwrap();
+        let (a, b) = (new_sandbox(&c, "a").await, new_sandbox(&c, "b").await);
+        let ea = attach(&d, &net, 2, &a, "eth0").await;
+        let eb = attach(&d, &net, 3, &b, "eth0").await;
+        let k = &*c.kernel;
+        assert!(reaches(k, &a, "198.19.1.1").await, "a -> gateway");
+        assert!(reaches(k, &b, "198.19.1.1").await, "b -> gateway");
+        assert!(!ping(k, &a, "198.19.1.3").await, "a reached b");
+        let server = "198.19.1.2:8083".parse().unwrap();
+        assert!(
+            !tcp_works(&c.kernel, &a, server, &b).await,
+            "b reached a over tcp"
+        );
+        // The ports' isolation is what keeps them apart.
+        for ep in [&ea, &eb] {
+            let port = names::host_veth(&ep.id).unwrap();
+            k.set_port_isolated(&NsRef::Host, &port, false)
+                .await
+                .unwrap();
+        }
+        assert!(reaches(k, &a, "198.19.1.3").await, "without it they talk");
+    });
+}
+
+#[test]
 fn a_sandbox_on_two_networks_reaches_both() {
     run(|c| async move {
         let d = driver(&c);

@@ -13,10 +13,10 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo as NlInfo,
-    LinkLayerType, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags,
+    LinkInfo as NlInfo, LinkLayerType, LinkMessage,
 };
-use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
+use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
 use crate::error::{Error, NetlinkError, Result, errno, to_io};
 use crate::model::{BridgeSpec, LinkInfo, LinkKind, MacAddr, VethSpec, VxlanInfo, VxlanSpec};
@@ -332,6 +332,25 @@ impl Nl<'_> {
         let edit: LinkEdit = Box::new(move |b| b.controller(idx));
         self.modify(name, format!("set master {master}"), edit)
             .await
+    }
+
+    /// Sets the bridge port flag `isolated` (`ip link set NAME type bridge_slave isolated`).
+    pub async fn set_port_isolated(&self, name: &IfName, isolated: bool) -> Result<()> {
+        let err = |source: rtnetlink::Error| Error::ModifyLink {
+            change: format!("set bridge port isolated {isolated}"),
+            name: name.clone(),
+            ns: self.ns.clone(),
+            source: source.into(),
+        };
+        let index = self.index_of(name).await?;
+        let b = LinkBridgePort::new(index).append_info_data(InfoBridgePort::Isolated(isolated));
+        // Port settings are read from RTM_NEWLINK only; RTM_SETLINK ignores them silently.
+        self.h
+            .link()
+            .set_port(b.build())
+            .execute()
+            .await
+            .map_err(err)
     }
 
     /// Moves the link into the namespace open as `target_fd`, renaming it to `new_name`.

@@ -59,6 +59,9 @@ pub trait LinkOps: Send + Sync {
     async fn set_mac(&self, ns: &NsRef, name: &IfName, mac: MacAddr) -> Result<()>;
     /// Enslaves the link to the bridge `master`, or releases it when `None`.
     async fn set_master(&self, ns: &NsRef, name: &IfName, master: Option<&IfName>) -> Result<()>;
+    /// Marks a bridge port isolated (or not): an isolated port exchanges frames with the
+    /// bridge itself and with ports that are not isolated, never with another isolated one.
+    async fn set_port_isolated(&self, ns: &NsRef, name: &IfName, isolated: bool) -> Result<()>;
     /// Moves the link from `ns` into `target`, renamed to `new_name` when given (in the same
     /// step). It arrives down. Success if it is already in `target` under the final name.
     async fn move_link(

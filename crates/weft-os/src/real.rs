@@ -257,6 +257,10 @@ impl LinkOps for RealKernel {
         nl!(self, ns).set_master(name, master).await
     }
 
+    async fn set_port_isolated(&self, ns: &NsRef, name: &IfName, isolated: bool) -> Result<()> {
+        nl!(self, ns).set_port_isolated(name, isolated).await
+    }
+
     async fn move_link(
         &self,
         ns: &NsRef,

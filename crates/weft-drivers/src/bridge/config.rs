@@ -17,6 +17,9 @@ pub const DEFAULT_MTU: u32 = 1500;
 pub const MTU_RANGE: RangeInclusive<u32> = 68..=65535;
 /// The option setting the MTU of the bridge and of every veth on it.
 pub const MTU_OPTION: &str = "mtu";
+/// The option that, set to `false`, stops the network's sandboxes from reaching each other
+/// (each still reaches the host and, unless internal, the outside): Docker's `enable_icc`.
+pub const ICC_OPTION: &str = "icc";
 
 /// Why a bridge network's definition is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,8 +28,11 @@ pub enum ConfigError {
     #[error("the bridge driver does not support encrypted networks (use the overlay driver)")]
     Encrypted,
     /// An option the bridge driver does not know.
-    #[error("unknown option {key:?} for the bridge driver (supported: mtu)")]
+    #[error("unknown option {key:?} for the bridge driver (supported: mtu, icc)")]
     UnknownOption { key: String },
+    /// `icc` is not a boolean.
+    #[error("invalid icc {value:?}: expected true or false")]
+    InvalidIcc { value: String },
     /// `mtu` is not an integer in range.
     #[error("invalid mtu {value:?}: expected an integer from 68 to 65535")]
     InvalidMtu { value: String },
@@ -51,12 +57,14 @@ pub struct BridgeNet {
     pub internal: bool,
     /// MTU of the bridge and of every veth on it.
     pub mtu: u32,
+    /// Whether its sandboxes may reach each other (inter-container communication).
+    pub icc: bool,
 }
 
 impl BridgeNet {
     /// Parses and checks `network`'s options and subnets.
     pub fn from_record(network: &NetworkRecord) -> Result<Self, ConfigError> {
-        let mtu = parse_options(&network.options)?;
+        let (mtu, icc) = parse_options(&network.options)?;
         for s in &network.subnets {
             check_gateway(s.subnet, s.gateway)?;
         }
@@ -70,6 +78,7 @@ impl BridgeNet {
             subnets: network.subnets.clone(),
             internal: network.internal,
             mtu,
+            icc,
         })
     }
 
@@ -112,11 +121,16 @@ fn check_gateway(subnet: IpNet, gateway: IpAddr) -> Result<(), ConfigError> {
     }
 }
 
-/// Checks the options and returns the MTU.
-fn parse_options(options: &Options) -> Result<u32, ConfigError> {
-    let mut mtu = DEFAULT_MTU;
+/// Checks the options and returns the MTU and whether sandboxes reach each other.
+fn parse_options(options: &Options) -> Result<(u32, bool), ConfigError> {
+    let (mut mtu, mut icc) = (DEFAULT_MTU, true);
     for (key, value) in options.iter() {
         match key {
+            ICC_OPTION => {
+                icc = value.parse().map_err(|_| ConfigError::InvalidIcc {
+                    value: value.to_owned(),
+                })?
+            }
             MTU_OPTION => {
                 mtu = parse_mtu(value).ok_or_else(|| ConfigError::InvalidMtu {
                     value: value.to_owned(),
@@ -130,7 +144,7 @@ fn parse_options(options: &Options) -> Result<u32, ConfigError> {
             }
         }
     }
-    Ok(mtu)
+    Ok((mtu, icc))
 }
 
 /// An `mtu` option's value, if it is an integer in [`MTU_RANGE`] (the overlay driver

@@ -114,6 +114,9 @@ impl BridgeDriver {
         // later step. A wv- end whose peer is elsewhere is made again.
         k.create_veth(&HOST, &spec).await?;
         k.set_master(&HOST, host, Some(&net.bridge)).await?;
+        // Without icc, every port is isolated: sandboxes reach the bridge (the host, the
+        // way out), not each other. Set either way, so an adopted port is corrected.
+        k.set_port_isolated(&HOST, host, !net.icc).await?;
         k.set_link_up(&HOST, host).await?;
         self.configure_inside(net, ep, ctx, &sandbox).await
     }

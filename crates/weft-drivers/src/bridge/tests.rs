@@ -162,6 +162,9 @@ fn a_definition_is_checked_for_options_and_gateways() {
         assert!(matches!(err, DriverError::InvalidParameter { .. }), "{bad}");
         assert!(err.to_string().contains("invalid mtu"), "{err}");
     }
+    assert!(with(&["icc=false"]).is_ok() && with(&["icc=true"]).is_ok());
+    let err = with(&["icc=no"]).unwrap_err();
+    assert!(err.to_string().contains("invalid icc \"no\""), "{err}");
     let err = with(&["encrypted"]).unwrap_err();
     assert!(
         err.to_string().contains("does not support encrypted"),
@@ -176,6 +179,24 @@ fn a_definition_is_checked_for_options_and_gateways() {
     net.subnets[0].gateway = "198.19.4.1".parse().unwrap();
     let err = d.parse(&net).unwrap_err();
     assert!(err.to_string().contains("not inside subnet"), "{err}");
+}
+
+#[tokio::test]
+async fn with_icc_off_every_port_is_isolated_and_otherwise_none() {
+    let (k, d) = setup();
+    let plain = network(7, false);
+    let mut closed = network(8, false);
+    closed.options = Options::from_pairs(["icc=false"]).unwrap();
+    let (ns, _) = make_sandbox(&k, "sb-icc").await;
+    for (net, ifname, isolated) in [(&plain, "eth0", false), (&closed, "eth1", true)] {
+        d.create_network(net).await.unwrap();
+        let ep = endpoint(net, 2);
+        d.join(net, &ep, &sandbox(), &ctx(&ns, ifname, false))
+            .await
+            .unwrap();
+        let wv = names::host_veth(&ep.id).unwrap();
+        assert_eq!(k.port_isolated(&NsRef::Host, &wv), isolated, "{ifname}");
+    }
 }
 
 #[tokio::test]

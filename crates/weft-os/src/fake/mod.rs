@@ -141,6 +141,15 @@ impl FakeKernel {
         Ok(())
     }
 
+    /// Whether the bridge port `name` in `ns` is isolated (false for no such link).
+    pub fn port_isolated(&self, ns: &NsRef, name: &IfName) -> bool {
+        let inner = self.lock();
+        let space = inner.world.spaces.get(ns);
+        space
+            .and_then(|s| s.links.get(name))
+            .is_some_and(|l| l.isolated)
+    }
+
     /// The JSON of every ruleset applied in `ns`, in order.
     pub fn rulesets(&self, ns: &NsRef) -> Vec<String> {
         let inner = self.lock();

@@ -204,6 +204,25 @@ impl LinkOps for FakeKernel {
         Ok(())
     }
 
+    async fn set_port_isolated(&self, ns: &NsRef, name: &IfName, isolated: bool) -> Result<()> {
+        let mut g = self.enter("set_port_isolated", ns, name.as_str())?;
+        let link = g.world().link_mut(ns, name)?;
+        if link.info.master.is_none() {
+            // The kernel refuses port flags on a link that is on no bridge.
+            return Err(Error::ModifyLink {
+                change: format!("set bridge port isolated {isolated}"),
+                name: name.clone(),
+                ns: ns.clone(),
+                source: NetlinkError::from_io(
+                    "bridge port",
+                    &std::io::Error::from_raw_os_error(95),
+                ),
+            });
+        }
+        link.isolated = isolated;
+        Ok(())
+    }
+
     async fn move_link(
         &self,
         ns: &NsRef,

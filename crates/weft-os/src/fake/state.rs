@@ -25,6 +25,8 @@ pub(super) struct FakeLink {
     /// For a vxlan: the namespace it was created in. Its UDP socket, and with it its claim on
     /// the VNI and port, stays there when the device is moved elsewhere.
     pub origin: Option<NsRef>,
+    /// A bridge port's `isolated` flag.
+    pub isolated: bool,
 }
 
 /// One fake namespace.
@@ -97,6 +99,7 @@ impl World {
             fdb: BTreeMap::new(),
             peer: None,
             origin: None,
+            isolated: false,
         }
     }
 
