@@ -348,6 +348,17 @@ impl Agent {
         self.ok(&args).trim().to_owned()
     }
 
+    /// `weft run -d --name NAME --network N... -- sleep 600`: a sandbox that idles on
+    /// `networks` for the length of a test.
+    pub fn run_idle(&self, name: &str, networks: &[&str]) {
+        let mut args = vec!["run", "-d", "--name", name];
+        for n in networks {
+            args.extend(["--network", n]);
+        }
+        args.extend(["--", "sleep", "600"]);
+        assert_eq!(self.ok(&args).trim(), name);
+    }
+
     /// The address (without prefix) of `sandbox` on `network`.
     pub fn ip_of(&self, sandbox: &str, network: &str) -> String {
         let info = self.json(&["sandbox", "inspect", sandbox]);

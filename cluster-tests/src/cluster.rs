@@ -56,6 +56,9 @@ const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The UDP port of every agent's RPC service (join protocol, allocator on managers).
 pub const RPC_PORT: u16 = 7947;
 
+/// The underlay address of [`Topology::outside`], a machine that is no host of the cluster.
+pub const OUTSIDE_ADDR: &str = "198.18.0.250";
+
 /// Hosts are numbered 1..=MAX_HOSTS: their addresses are 198.18.0.<i>/24.
 const MAX_HOSTS: usize = 254;
 
@@ -195,6 +198,35 @@ impl Topology {
     pub fn host_ip(&self, i: usize, args: &[&str]) -> anyhow::Result<String> {
         self.check(i)?;
         ip_in(&self.host_netns(i), args)
+    }
+
+    /// A namespace on the underlay at [`OUTSIDE_ADDR`] that runs no agent: it stands for
+    /// the world outside the cluster (a server sandboxes reach through their host, a
+    /// client of published ports). Made on first use; torn down with the topology.
+    pub fn outside(&self) -> anyhow::Result<String> {
+        let ns = format!("{}out", self.prefix);
+        if weft_os::NetnsDir::default().root().join(&ns).exists() {
+            return Ok(ns);
+        }
+        create_netns(&ns)?;
+        let ul = self.underlay_netns();
+        ip_in(
+            &ul,
+            &[
+                "link", "add", "out", "type", "veth", "peer", "name", HOST_IF, "netns", &ns,
+            ],
+        )?;
+        ip_in(
+            &ul,
+            &["link", "set", "out", "master", UNDERLAY_BRIDGE, "up"],
+        )?;
+        ip_in(&ns, &["link", "set", "lo", "up"])?;
+        ip_in(
+            &ns,
+            &["addr", "add", &format!("{OUTSIDE_ADDR}/24"), "dev", HOST_IF],
+        )?;
+        ip_in(&ns, &["link", "set", HOST_IF, "up"])?;
+        Ok(ns)
     }
 
     /// Runs `ip -n <underlay> ARGS`, returning stdout.

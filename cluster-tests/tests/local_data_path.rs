@@ -10,15 +10,6 @@
 use cluster_tests::{Agent, AgentOptions, wait_until};
 use std::time::Duration;
 
-fn run(agent: &Agent, name: &str, networks: &[&str]) {
-    let mut args = vec!["run", "-d", "--name", name];
-    for n in networks {
-        args.extend(["--network", n]);
-    }
-    args.extend(["--", "sleep", "600"]);
-    assert_eq!(agent.ok(&args).trim(), name);
-}
-
 /// Links the agent owns in its host namespace (bridges and veths).
 fn weft_links(agent: &Agent) -> Vec<String> {
     let out = agent.host_ip(&["-br", "link", "show"]).unwrap();
@@ -46,12 +37,12 @@ fn bridge_networks_connect_isolate_and_clean_up() {
         "i",
     ]);
     agent.ok(&["network", "create", "-d", "host", "h"]);
-    run(&agent, "s1", &["a"]);
-    run(&agent, "s2", &["a"]);
-    run(&agent, "s3", &["a", "b"]);
-    run(&agent, "s4", &["b"]);
-    run(&agent, "s5", &["i"]);
-    run(&agent, "s6", &["h"]);
+    agent.run_idle("s1", &["a"]);
+    agent.run_idle("s2", &["a"]);
+    agent.run_idle("s3", &["a", "b"]);
+    agent.run_idle("s4", &["b"]);
+    agent.run_idle("s5", &["i"]);
+    agent.run_idle("s6", &["h"]);
     let (s1, s2, s4) = (
         agent.ip_of("s1", "a"),
         agent.ip_of("s2", "a"),
@@ -155,8 +146,8 @@ fn a_single_agent_with_no_cluster_flags_runs_overlay_sandboxes() {
     // No --advertise-addr: a single-node cluster on 127.0.0.1, as `weft agent` alone.
     let agent = Agent::start(AgentOptions::default()).unwrap();
     agent.create_overlay("ov", "198.19.90.0/24");
-    run(&agent, "a", &["ov"]);
-    run(&agent, "b", &["ov"]);
+    agent.run_idle("a", &["ov"]);
+    agent.run_idle("b", &["ov"]);
     let b = agent.ip_of("b", "ov");
     assert!(agent.ping("a", &b, 2), "a cannot reach b on the overlay");
     let link = agent.ok(&["exec", "a", "--", "ip", "-o", "link", "show", "eth0"]);

@@ -21,5 +21,5 @@ pub use actor::{
     ListServices, Observe, PANIC_EXIT_CODE, StartProcess,
 };
 pub use cluster::{ClusterPlane, Standalone};
-pub use core::{ControllerConfig, ControllerSnapshot, Core};
+pub use core::{ControllerConfig, ControllerSnapshot, Core, GATEWAY_NETWORK};
 pub use names::{NamePlane, NoNames, SandboxNames};

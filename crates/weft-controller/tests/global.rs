@@ -285,7 +285,17 @@ async fn a_global_network_takes_its_definition_and_addresses_from_the_manager() 
     plane.networks_up.lock().unwrap().clear();
     let mut core = open(&h, &plane, &driver).await;
     assert!(plane.published().contains_key(&key));
-    assert_eq!(*plane.networks_up.lock().unwrap(), vec![info.id.clone()]);
+    // The global network, and the gateway network the joined sandbox got (a way out).
+    let gateway = core
+        .list_networks()
+        .into_iter()
+        .find(|n| n.name.as_str() == weft_controller::GATEWAY_NETWORK)
+        .expect("a sandbox on a global network gets the gateway network");
+    let mut up = plane.networks_up.lock().unwrap().clone();
+    up.sort();
+    let mut want = vec![info.id.clone(), gateway.id];
+    want.sort();
+    assert_eq!(up, want);
     core.leave("g1", "e1").await.unwrap();
     assert!(plane.published().is_empty());
 
@@ -309,7 +319,13 @@ async fn a_global_network_takes_its_definition_and_addresses_from_the_manager() 
         .unwrap();
     core.delete_network("g1", false).await.unwrap();
     assert!(plane.service.networks().is_empty());
-    assert!(core.list_networks().is_empty());
+    // The gateway network stays for the next sandbox, as Docker's docker_gwbridge does.
+    let left: Vec<String> = core
+        .list_networks()
+        .iter()
+        .map(|n| n.name.to_string())
+        .collect();
+    assert_eq!(left, [weft_controller::GATEWAY_NETWORK]);
 }
 
 #[tokio::test]
@@ -344,9 +360,11 @@ async fn without_a_manager_creates_fail_clearly_and_the_rest_keeps_working() {
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unavailable);
     assert!(err.message.contains("g1"), "{err}");
-    // Nothing half-made, listing unaffected, local networks unaffected.
-    assert_eq!(core.list_networks().len(), 1);
-    assert_eq!(core.list_endpoints(None).unwrap().len(), 2);
+    // Nothing half-made, listing unaffected (g1, and the gateway network s1 got), local
+    // networks unaffected.
+    assert_eq!(core.list_networks().len(), 2);
+    // e1, s1 and s1's gateway endpoint (deleted last, so still there).
+    assert_eq!(core.list_endpoints(None).unwrap().len(), 3);
     core.create_network(network("l1", "fake", None))
         .await
         .unwrap();
@@ -358,7 +376,11 @@ async fn without_a_manager_creates_fail_clearly_and_the_rest_keeps_working() {
     // starts normally.
     drop(core);
     let mut core = open(&h, &plane, &driver).await;
-    assert_eq!(core.list_networks().len(), 2);
+    assert_eq!(
+        core.list_networks().len(),
+        3,
+        "g1, l1 and the gateway network"
+    );
     plane.up.store(true, Ordering::SeqCst);
     core.delete_sandbox("s1", true).await.unwrap();
     assert!(core.list_sandboxes().is_empty());
@@ -518,4 +540,84 @@ async fn the_overlay_driver_refuses_what_it_cannot_realise_before_the_manager_is
     let info = core.create_network(good).await.unwrap();
     assert_eq!(info.options.get(VXLANID_OPTION), Some("4096"));
     assert_eq!(plane.service.networks().len(), 1);
+}
+
+/// The gateway endpoints on this host: (name, sandbox it is joined to).
+fn gateways(core: &weft_controller::Core) -> Vec<(String, Option<String>)> {
+    let Ok(endpoints) = core.list_endpoints(Some(weft_controller::GATEWAY_NETWORK)) else {
+        return Vec::new();
+    };
+    endpoints
+        .into_iter()
+        .map(|e| (e.name.to_string(), e.sandbox.map(|s| s.to_string())))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sandbox_on_an_overlay_gets_a_way_out_that_holds_its_default_route() {
+    let h = Harness::new();
+    let plane = Plane::new();
+    let driver = global_driver();
+    let mut core = open(&h, &plane, &driver).await;
+    core.create_network(network("g1", "ov", None))
+        .await
+        .unwrap();
+    let mut internal = network("gi", "ov", None);
+    internal.internal = true;
+    core.create_network(internal).await.unwrap();
+    core.create_network(network("l1", "fake", None))
+        .await
+        .unwrap();
+    for (net, ep) in [("gi", "b"), ("g1", "a"), ("g1", "c"), ("l1", "cl")] {
+        core.create_endpoint(net, endpoint(ep)).await.unwrap();
+    }
+    let sb = core.create_sandbox(sandbox("sb")).await.unwrap();
+    let gw_name = format!("gw-{}", sb.id.short());
+    // An internal overlay leads nowhere: no way out.
+    core.join("gi", "b", "sb").await.unwrap();
+    assert!(gateways(&core).is_empty());
+    // A non-internal overlay: the gateway network is made, with icc off, and the sandbox
+    // joins it through an endpoint of its own.
+    core.join("g1", "a", "sb").await.unwrap();
+    assert_eq!(gateways(&core), [(gw_name.clone(), Some("sb".to_owned()))]);
+    let gw = core
+        .inspect_network(weft_controller::GATEWAY_NETWORK)
+        .unwrap();
+    assert_eq!(
+        (gw.driver.as_str(), gw.scope, gw.options.get("icc")),
+        ("bridge", Scope::Local, Some("false"))
+    );
+    // Leaving the last non-internal overlay takes the way out away.
+    core.leave("g1", "a").await.unwrap();
+    assert!(gateways(&core).is_empty());
+    // A sandbox whose default route comes from a local network needs none.
+    core.create_sandbox(sandbox("sc")).await.unwrap();
+    core.join("l1", "cl", "sc").await.unwrap();
+    core.join("g1", "c", "sc").await.unwrap();
+    assert!(gateways(&core).is_empty());
+    // Back on g1: a way out again, and a restart settles nothing twice.
+    core.join("g1", "a", "sb").await.unwrap();
+    drop(core);
+    let core = open(&h, &plane, &driver).await;
+    assert_eq!(gateways(&core), [(gw_name.clone(), Some("sb".to_owned()))]);
+    drop(core);
+    let store = weft_store::Store::open(h.dir.path()).unwrap();
+    let mut routes: Vec<(String, bool)> = store
+        .list::<weft_types::EndpointRecord>()
+        .unwrap()
+        .into_iter()
+        .filter_map(|v| Some((v.value.name.to_string(), v.value.interface?.default_route)))
+        .collect();
+    routes.sort();
+    assert_eq!(
+        routes,
+        [
+            ("a".to_owned(), false),
+            ("b".to_owned(), false),
+            ("c".to_owned(), false),
+            ("cl".to_owned(), true),
+            (gw_name, true),
+        ],
+        "an overlay never holds the default route; the gateway or a local network does"
+    );
 }

@@ -119,8 +119,13 @@ impl Core {
         force: bool,
     ) -> Result<(), Error> {
         let network = self.find_network(network_ref)?.clone();
-        let endpoint = self.find_endpoint(&network, endpoint_ref)?.id.clone();
-        self.delete_endpoint_record(endpoint, force).await
+        let endpoint = self.find_endpoint(&network, endpoint_ref)?;
+        let (id, sandbox) = (endpoint.id.clone(), endpoint.attachment.sandbox().cloned());
+        self.delete_endpoint_record(id, force).await?;
+        match sandbox {
+            Some(sandbox) => self.settle_gateway(&sandbox).await,
+            None => Ok(()),
+        }
     }
 
     /// Deletes an endpoint by id. Also run at start for endpoints left half-done.
@@ -184,13 +189,34 @@ impl Core {
         Ok(())
     }
 
-    /// Joins an endpoint to a sandbox.
+    /// Joins an endpoint to a sandbox, then gives the sandbox its way out (or takes it
+    /// away) as its networks now require (see [`super::gateway`]); when that fails, the
+    /// endpoint leaves again and the error says why.
     pub async fn join(
         &mut self,
         network_ref: &str,
         endpoint_ref: &str,
         sandbox_ref: &str,
     ) -> Result<(), Error> {
+        let (endpoint, sandbox) = self
+            .join_endpoint(network_ref, endpoint_ref, sandbox_ref)
+            .await?;
+        let Err(e) = self.settle_gateway(&sandbox).await else {
+            return Ok(());
+        };
+        if let Err(undo) = self.detach(endpoint).await {
+            return Err(e.context(format!("and the endpoint could not leave again: {undo}")));
+        }
+        Err(e.context("joined, but the sandbox cannot get its way out through the gateway network, so the endpoint left again"))
+    }
+
+    /// The join steps: intent, driver, publication, outcome.
+    pub(crate) async fn join_endpoint(
+        &mut self,
+        network_ref: &str,
+        endpoint_ref: &str,
+        sandbox_ref: &str,
+    ) -> Result<(EndpointId, SandboxId), Error> {
         let network = self.find_ready_network(network_ref)?.clone();
         let mut endpoint = self.find_endpoint(&network, endpoint_ref)?.clone();
         let sandbox = self.find_sandbox(sandbox_ref)?.clone();
@@ -231,7 +257,7 @@ impl Core {
         crash::point(crash::JOIN_DONE);
         self.report_names(&sandbox.id);
         info!(endpoint = %endpoint.name, sandbox = %sandbox.name, network = %network.name, "joined");
-        Ok(())
+        Ok((endpoint.id, sandbox.id))
     }
 
     /// Detaches an endpoint from its sandbox.
@@ -244,7 +270,12 @@ impl Core {
                 endpoint.name
             )));
         }
-        self.detach(endpoint.id).await
+        let sandbox = endpoint.attachment.sandbox().cloned();
+        self.detach(endpoint.id).await?;
+        match sandbox {
+            Some(sandbox) => self.settle_gateway(&sandbox).await,
+            None => Ok(()),
+        }
     }
 
     /// The leave steps: mark `leaving`, driver, mark `detached`. Also run at start for
@@ -346,7 +377,9 @@ impl Core {
     }
 
     /// Where the endpoint goes in the sandbox: the first free ethN, and the default
-    /// route when this is the first non-internal network joined.
+    /// route when this is the first non-internal local network joined. A global network
+    /// (an overlay) never holds it: it leads nowhere off the cluster; the gateway network
+    /// does (see [`super::gateway`]).
     pub(crate) fn join_context(
         &self,
         network: &NetworkRecord,
@@ -369,7 +402,7 @@ impl Core {
             netns: self.sandbox_netns(sandbox)?,
             ifname: IfName::new(name)
                 .map_err(|e| Error::internal(format!("interface name: {e}")))?,
-            default_route: !network.internal && !has_default,
+            default_route: network.scope == Scope::Local && !network.internal && !has_default,
         })
     }
 

@@ -11,6 +11,8 @@
 //!   final delete of the record that held the addresses.
 
 mod endpoint;
+mod gateway;
+pub use gateway::GATEWAY_NETWORK;
 mod global;
 mod host;
 mod info;

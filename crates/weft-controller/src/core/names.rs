@@ -18,7 +18,9 @@ impl Core {
         endpoint: &EndpointRecord,
     ) -> Option<NameRecord> {
         let driver = self.driver_for(network).ok()?;
-        if !driver.answers_names() {
+        // The gateway network is a way out, not a network of sandboxes: like Docker's
+        // docker_gwbridge, it answers no names.
+        if !driver.answers_names() || Core::is_gateway_network(network) {
             return None;
         }
         let sandbox = self.sandboxes.get(endpoint.attachment.sandbox()?)?;

@@ -28,11 +28,13 @@ impl Core {
         fixed += self.recover_sandboxes().await?;
         fixed += self.recover_networks().await?;
         fixed += self.reconcile_kernel().await?;
+        let unsettled = self.settle_gateways().await;
         info!(
             networks = self.networks.len(),
             endpoints = self.endpoints.len(),
             sandboxes = self.sandboxes.len(),
             fixed,
+            unsettled,
             "controller state loaded"
         );
         Ok(())

@@ -6,7 +6,7 @@ use crate::crash;
 use tracing::{info, warn};
 use weft_os::{CommandSpec, NsName, NsRef, StdioMode};
 use weft_types::api::{CreateSandboxRequest, ProcessInfo, SandboxInfo, StartProcessRequest};
-use weft_types::{Error, ErrorKind, Lifecycle, SandboxId, SandboxRecord};
+use weft_types::{EndpointId, Error, ErrorKind, Lifecycle, SandboxId, SandboxRecord};
 
 /// The kernel's failures as users see them.
 pub(crate) fn kernel_error(what: impl std::fmt::Display, e: weft_os::Error) -> Error {
@@ -117,12 +117,22 @@ impl Core {
         for (endpoint, _) in joined {
             self.detach(endpoint).await?;
         }
-        let owned: Vec<_> = self
+        // The gateway endpoint last: a delete that fails on the way (a global network's
+        // manager away) then leaves the sandbox's way out in place for the retry.
+        let mut owned: Vec<(bool, EndpointId)> = self
             .endpoints
             .values()
             .filter(|s| s.record.owner.as_ref() == Some(&sandbox.id))
-            .map(|s| s.record.id.clone())
+            .map(|s| {
+                let gateway = self
+                    .networks
+                    .get(&s.record.network)
+                    .is_some_and(|n| Core::is_gateway_network(&n.record));
+                (gateway, s.record.id.clone())
+            })
             .collect();
+        owned.sort();
+        let owned = owned.into_iter().map(|(_, id)| id);
         for endpoint in owned {
             self.delete_endpoint_record(endpoint, true).await?;
         }

@@ -65,6 +65,10 @@ impl Harness {
         drivers.register(Arc::new(PassiveDriver::null()));
         drivers.register(Arc::new(self.fake.clone()));
         drivers.register(Arc::new(self.fake_host.clone()));
+        // The gateway network of sandboxes on global networks is a bridge network.
+        drivers.register(Arc::new(weft_drivers::BridgeDriver::new(
+            self.kernel.clone(),
+        )));
         for driver in extra {
             drivers.register(driver);
         }
