@@ -2,7 +2,9 @@
 # weft doing its job on this machine: three "hosts" (network namespaces on one underlay
 # bridge) form a cluster through a seed address, an overlay (VXLAN) network is created on one
 # of them and appears on the others, and a sandbox on each host reaches the others across
-# hosts by ICMP and TCP. Then everything is removed, also when a step fails.
+# hosts by ICMP and TCP, a service answers by name and balances requests, and a sandbox reaches
+# a server outside the cluster through its host. Then everything is removed, also when a step
+# fails.
 # Needs root. Everything lives in namespaces named weft-demo-*; addresses 198.18.0.0/15
 # (198.18.0.<i>/24 for the hosts, 198.19.0.0/16 for weft's networks).
 set -euo pipefail
@@ -267,6 +269,25 @@ echo "$answers" | sort | uniq -c
 spread=$(echo "$answers" | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $2; sep=", "}')
 [ "$(echo "$answers" | sort -u | wc -l)" -eq 2 ] || die "20 requests to web did not reach both backends"
 
+step "the way out: s1 fetches a page from a server outside the cluster (a namespace on the underlay that runs no agent) through its own host (gateway network weft_gwbridge, masqueraded)"
+outside="${prefix}out"
+ip netns add "$outside"
+ip -n "$underlay" link add out type veth peer name eth0 netns "$outside"
+ip -n "$underlay" link set out master ul0 up
+ip -n "$outside" link set lo up
+ip -n "$outside" addr add 198.18.0.250/24 dev eth0
+ip -n "$outside" link set eth0 up
+mkdir -p "$work/outside" && echo "a page from outside the cluster" >"$work/outside/index.html"
+# Killed with the namespace by the clean-up, whatever happens.
+nsenter --net="/run/netns/$outside" python3 -m http.server 8080 --bind 198.18.0.250 \
+    --directory "$work/outside" </dev/null >/dev/null 2>&1 &
+disown $! # no job report when the clean-up kills it
+wait_for "the outside server to listen" 50 ip netns exec "$outside" sh -c 'ss -Htln | grep -q ":8080 "'
+weft 1 exec s1 -- ip route show default
+page=$(weft 1 exec s1 -- curl -s --max-time 3 http://198.18.0.250:8080/)
+echo "$page"
+[ "$page" = "a page from outside the cluster" ] || die "s1 did not reach the server outside the cluster"
+
 step "cleaning up"
 for i in $(seq 1 $hosts); do
     weft "$i" sandbox rm -f "s$i"
@@ -277,4 +298,4 @@ done
 wait_for "web's backends to be gone" 50 q 1 service rm web
 weft 2 network rm demo-ov
 # The trap stops the agents (SIGTERM, by pid), deletes the namespaces, then prints this.
-summary="done in $((SECONDS - started)) s after the build: $hosts hosts (1 manager, $((hosts - 1)) workers) formed one cluster; on overlay demo-ov (VXLAN, mtu 1450) s1 reached s2 and s3 by ICMP and s2 at $rate over TCP; service web ($vip) answered by name and balanced 20 requests ($spread); agents stopped, weft-demo-* namespaces deleted"
+summary="done in $((SECONDS - started)) s after the build: $hosts hosts (1 manager, $((hosts - 1)) workers) formed one cluster; on overlay demo-ov (VXLAN, mtu 1450) s1 reached s2 and s3 by ICMP and s2 at $rate over TCP; service web ($vip) answered by name and balanced 20 requests ($spread); s1 fetched a page from a server outside the cluster through h1; agents stopped, weft-demo-* namespaces deleted"

@@ -471,3 +471,45 @@ fn a_forced_delete_on_a_manager_releases_what_a_lost_node_left() {
     // Every address of it is free again at the manager: the same subnet can be had.
     manager.ok(&create("ov2"));
 }
+
+/// An overlay's join done, the agent gone before the sandbox got its way out (the gateway
+/// endpoint comes after the join): the restarted agent gives it, from what is stored.
+#[test]
+fn a_crash_between_an_overlay_join_and_its_way_out_is_settled_at_start() {
+    let mut agent = Agent::start(AgentOptions::default()).unwrap();
+    let overlay = [
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "198.19.67.0/24",
+        "ov",
+    ];
+    agent.ok(&overlay);
+    agent.ok(&["endpoint", "create", "ov", "e"]);
+    agent.ok(&["sandbox", "create", "s"]);
+    agent.stop().unwrap();
+    agent
+        .spawn(&[(crash::CRASH_AT_ENV, crash::JOIN_DONE)])
+        .unwrap();
+    agent.wait_ready().unwrap();
+    assert!(!agent.cli(&["endpoint", "join", "ov", "e", "s"]).success());
+    let status = agent.wait_exit(std::time::Duration::from_secs(10)).unwrap();
+    assert!(aborted(&status), "{status}: {}", agent.log());
+    agent.restart().unwrap();
+    assert_eq!(sandbox_of(&agent, "e").as_deref(), Some("s"));
+    let info = agent.json(&["sandbox", "inspect", "s"]);
+    let mut networks: Vec<&str> = info[0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["network"].as_str().unwrap())
+        .collect();
+    networks.sort_unstable();
+    assert_eq!(networks, ["ov", "weft_gwbridge"], "{info}");
+    let route = agent.ok(&["exec", "s", "--", "ip", "route", "show", "default"]);
+    assert!(route.contains("default via"), "{route}");
+    agent.stop().unwrap();
+    check_store(&agent);
+}

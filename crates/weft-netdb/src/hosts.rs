@@ -110,7 +110,8 @@ impl HostProbes {
     }
 
     /// Whether `node` is lost.
-    pub fn is_lost(&self, node: &str) -> bool {
+    #[cfg(test)]
+    fn is_lost(&self, node: &str) -> bool {
         self.nodes.get(node).is_some_and(|p| p.lost)
     }
 }

@@ -24,7 +24,7 @@ mod tests;
 
 pub use directory::{BackendRecord, Directory};
 pub use forward::{InFlight, MAX_IN_FLIGHT, Skip, Verdict, judge_reply, refused, servfail};
-pub use lb::{LB_TABLE, LbServices, PREMADE_CHAINS, lb_removal, lb_ruleset, lb_update};
+pub use lb::{LB_TABLE, LbServices, lb_removal, lb_ruleset, lb_update};
 pub use resolvconf::{
     EMBEDDED_RESOLVER, MAX_NAMESERVERS, ResolvConf, parse_resolv_conf, render_sandbox_resolv_conf,
 };
