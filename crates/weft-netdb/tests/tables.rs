@@ -450,3 +450,53 @@ async fn a_watcher_that_stops_reading_holds_one_change_per_key_and_converges_aft
     );
     assert_eq!(observe(&db).await.events_waiting, 0);
 }
+
+/// A node's own write reaches its live peers at once (a push), not at their next gossip
+/// round with it, and their views take it at once: with 1 s gossip rounds and 1 s
+/// refreshes, every one of 10 writes is on both peers within 300 ms (without either, each
+/// would wait about half a second, and 10 in a row within 300 ms would be rare).
+#[actix::test]
+async fn a_write_is_pushed_to_live_peers_without_waiting_for_a_gossip_round() {
+    let seed = free_addr();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let addr = if i == 0 { seed } else { free_addr() };
+        let seeds = if i == 0 { vec![] } else { vec![seed] };
+        let mut cfg = config(&format!("node-{i}"), addr, &seeds, Duration::from_secs(30));
+        cfg.gossip_interval = Duration::from_secs(1);
+        // The receivers' view follows at once too (a key-change listener), not at their
+        // next periodic refresh.
+        cfg.refresh_interval = Duration::from_secs(1);
+        nodes.push(NetworkDb::start(cfg).await.unwrap());
+    }
+    for db in &nodes {
+        let db = db.clone();
+        wait_until("all members alive", Duration::from_secs(20), || {
+            let db = db.clone();
+            async move { alive_count(&db).await == 3 }
+        })
+        .await;
+    }
+    let mut slowest = Duration::ZERO;
+    for i in 0..10 {
+        let k = format!("pushed-{i}");
+        let started = std::time::Instant::now();
+        nodes[0]
+            .send(CreateEntry {
+                key: key(&k),
+                value: b"v".to_vec(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        for db in &nodes[1..] {
+            wait_until("the write on a peer", Duration::from_millis(300), || {
+                let (db, k) = (db.clone(), k.clone());
+                async move { get(&db, &k).await.is_some() }
+            })
+            .await;
+        }
+        slowest = slowest.max(started.elapsed());
+    }
+    println!("slowest of 10 pushed writes: {slowest:?}");
+}

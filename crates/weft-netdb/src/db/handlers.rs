@@ -146,21 +146,21 @@ impl NetworkDb {
 impl Handler<CreateEntry> for NetworkDb {
     type Result = AtomicResponse<Self, Result<(), NetDbError>>;
     fn handle(&mut self, msg: CreateEntry, _: &mut Context<Self>) -> Self::Result {
-        self.locked(move |act, cc| act.create(cc, msg.key, &msg.value))
+        self.locked_write(move |act, cc| act.create(cc, msg.key, &msg.value))
     }
 }
 
 impl Handler<UpdateEntry> for NetworkDb {
     type Result = AtomicResponse<Self, Result<(), NetDbError>>;
     fn handle(&mut self, msg: UpdateEntry, _: &mut Context<Self>) -> Self::Result {
-        self.locked(move |act, cc| act.update(cc, msg.key, &msg.value))
+        self.locked_write(move |act, cc| act.update(cc, msg.key, &msg.value))
     }
 }
 
 impl Handler<DeleteEntry> for NetworkDb {
     type Result = AtomicResponse<Self, Result<(), NetDbError>>;
     fn handle(&mut self, msg: DeleteEntry, _: &mut Context<Self>) -> Self::Result {
-        self.locked(move |act, cc| act.delete(cc, msg.key))
+        self.locked_write(move |act, cc| act.delete(cc, msg.key))
     }
 }
 
