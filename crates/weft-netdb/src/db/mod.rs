@@ -50,7 +50,7 @@ const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 const PUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
 /// How many live peers a push goes to at most (in turn, when there are more): the rest
 /// hear of the write from them or from the next gossip rounds.
-pub const PUSH_FANOUT: usize = 16;
+const PUSH_FANOUT: usize = 16;
 /// How long after gossip brought another node's change the view is rebuilt: soon, yet at
 /// most about once per this interval while changes stream in (a rebuild costs
 /// O(entries)).
@@ -232,11 +232,19 @@ impl NetworkDb {
         &self,
         f: impl FnOnce(&mut Self, &mut Chitchat) -> R + 'static,
     ) -> AtomicResponse<Self, R> {
+        self.locked_in(move |act, cc, _| f(act, cc))
+    }
+
+    /// [`Self::locked`], with the actor's context.
+    fn locked_in<R: 'static>(
+        &self,
+        f: impl FnOnce(&mut Self, &mut Chitchat, &mut Context<Self>) -> R + 'static,
+    ) -> AtomicResponse<Self, R> {
         let chitchat = self.chitchat.clone();
         AtomicResponse::new(Box::pin(
             async move { chitchat.lock_owned().await }
                 .into_actor(self)
-                .map(move |mut guard: OwnedMutexGuard<Chitchat>, act, _| f(act, &mut guard)),
+                .map(move |mut guard: OwnedMutexGuard<Chitchat>, act, ctx| f(act, &mut guard, ctx)),
         ))
     }
 
@@ -249,18 +257,13 @@ impl NetworkDb {
         &self,
         f: impl FnOnce(&mut Self, &mut Chitchat) -> Result<(), NetDbError> + 'static,
     ) -> AtomicResponse<Self, Result<(), NetDbError>> {
-        let chitchat = self.chitchat.clone();
-        AtomicResponse::new(Box::pin(
-            async move { chitchat.lock_owned().await }
-                .into_actor(self)
-                .map(move |mut guard: OwnedMutexGuard<Chitchat>, act, ctx| {
-                    let result = f(act, &mut guard);
-                    if result.is_ok() {
-                        act.push_soon(&guard, ctx);
-                    }
-                    result
-                }),
-        ))
+        self.locked_in(move |act, cc, ctx| {
+            let result = f(act, cc);
+            if result.is_ok() {
+                act.push_soon(cc, ctx);
+            }
+            result
+        })
     }
 
     /// Schedules a push of this node's state to its live peers; writes within
