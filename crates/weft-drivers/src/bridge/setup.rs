@@ -115,8 +115,11 @@ impl BridgeDriver {
         k.create_veth(&HOST, &spec).await?;
         k.set_master(&HOST, host, Some(&net.bridge)).await?;
         // Without icc, every port is isolated: sandboxes reach the bridge (the host, the
-        // way out), not each other. Set either way, so an adopted port is corrected.
-        k.set_port_isolated(&HOST, host, !net.icc).await?;
+        // way out), not each other. A new port is not isolated, and icc never changes after
+        // the network is made, so the other networks' joins skip the call.
+        if !net.icc {
+            k.set_port_isolated(&HOST, host, true).await?;
+        }
         k.set_link_up(&HOST, host).await?;
         self.configure_inside(net, ep, ctx, &sandbox).await
     }
