@@ -31,7 +31,8 @@ pub const MAX_KEY_LEN: usize = 256;
 /// Largest table name in bytes.
 pub const MAX_TABLE_LEN: usize = 64;
 
-const ENTRY_PREFIX: &str = "e:";
+/// Prefix of the gossip keys that hold table entries.
+pub const ENTRY_PREFIX: &str = "e:";
 /// Marker: the node's initial entries are all published.
 pub const READY_KEY: &str = "m:ready";
 /// Marker: the node is leaving gracefully.

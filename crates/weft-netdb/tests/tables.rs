@@ -500,3 +500,60 @@ async fn a_write_is_pushed_to_live_peers_without_waiting_for_a_gossip_round() {
     }
     println!("slowest of 10 pushed writes: {slowest:?}");
 }
+
+/// A peer cut off for longer than the tombstone grace never sees the tombstone of an entry
+/// deleted meanwhile: gossip resets its copy of the writer's state instead. The view,
+/// which parses only the key-values whose version moved, must still lose the entry, and
+/// must not flap the entries that stayed.
+#[actix::test]
+async fn a_delete_whose_tombstone_was_collected_during_a_partition_still_reaches_the_peer() {
+    let seed = free_addr();
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let addr = if i == 0 { seed } else { free_addr() };
+        let seeds = if i == 0 { vec![] } else { vec![seed] };
+        let mut cfg = config(&format!("node-{i}"), addr, &seeds, WINDOW);
+        cfg.tombstone_grace = Duration::from_millis(300);
+        nodes.push(NetworkDb::start(cfg).await.unwrap());
+    }
+    let (a, b) = (nodes[0].clone(), nodes[1].clone());
+    for k in ["stays", "goes"] {
+        a.send(CreateEntry {
+            key: key(k),
+            value: b"v".to_vec(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    wait_value(std::slice::from_ref(&b), "goes", Some(b"v"), T).await;
+    let log = watch(&b).await;
+    b.send(SetIsolated(true)).await.unwrap();
+    a.send(DeleteEntry { key: key("goes") })
+        .await
+        .unwrap()
+        .unwrap();
+    a.send(CreateEntry {
+        key: key("new"),
+        value: b"n".to_vec(),
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    // Several grace periods: chitchat collects the tombstone on its gossip rounds.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(get(&b, "goes").await, Some(b"v".to_vec()), "cut off");
+    b.send(SetIsolated(false)).await.unwrap();
+    wait_value(std::slice::from_ref(&b), "goes", None, T).await;
+    wait_value(std::slice::from_ref(&b), "new", Some(b"n"), T).await;
+    let live: Vec<(String, bool)> = events(&log)
+        .into_iter()
+        .filter(|e| !e.snapshot)
+        .map(|e| (e.key.key, e.value.is_some()))
+        .collect();
+    assert_eq!(
+        live,
+        vec![("goes".to_owned(), false), ("new".to_owned(), true)],
+        "one delete and one create, nothing for the entry that stayed"
+    );
+}

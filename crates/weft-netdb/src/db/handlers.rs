@@ -30,7 +30,7 @@ impl NetworkDb {
         let gossip_key = key.gossip_key();
         // An entry of an earlier generation of this node is ours to re-assert.
         let in_own_state = cc.self_node_state().get(&gossip_key).is_some();
-        if let Some(e) = self.view.get(&key)
+        if let Some(e) = self.tables.view().get(&key)
             && (*e.owner != *self.self_id.node_id || in_own_state)
         {
             return Err(NetDbError::AlreadyExists {
@@ -49,7 +49,7 @@ impl NetworkDb {
         if cc.self_node_state().get(&key.gossip_key()).is_some() {
             return Ok(());
         }
-        match self.view.get(key) {
+        match self.tables.view().get(key) {
             // An earlier generation of this node wrote it: ours to update or delete.
             Some(e) if *e.owner == *self.self_id.node_id => Ok(()),
             Some(e) => Err(NetDbError::NotOwner {
@@ -108,7 +108,7 @@ impl NetworkDb {
     fn observe(&self) -> NetDbState {
         let ring = self.keyring.read().unwrap_or_else(PoisonError::into_inner);
         let mut tables: BTreeMap<(String, weft_types::NetworkId), (usize, usize)> = BTreeMap::new();
-        for (key, entry) in &self.view {
+        for (key, entry) in self.tables.view() {
             let slot = tables
                 .entry((key.table.to_string(), key.network.clone()))
                 .or_default();
@@ -135,7 +135,11 @@ impl NetworkDb {
             key_ids: ring.ids(),
             primary_key: ring.primary_id(),
             watchers: self.watchers.len(),
-            malformed_entries: self.cache.values().map(|(_, c)| c.malformed).sum(),
+            malformed_entries: self
+                .parsed
+                .values()
+                .map(|p| p.content.malformed.len())
+                .sum(),
             events_sent: self.delivery.sent,
             events_coalesced: self.delivery.coalesced,
             events_waiting: self.watchers.iter().map(|w| w.outbox.len()).sum(),
@@ -167,7 +171,7 @@ impl Handler<DeleteEntry> for NetworkDb {
 impl Handler<GetEntry> for NetworkDb {
     type Result = Option<Entry>;
     fn handle(&mut self, msg: GetEntry, _: &mut Context<Self>) -> Option<Entry> {
-        self.view.get(&msg.key).cloned()
+        self.tables.view().get(&msg.key).cloned()
     }
 }
 
@@ -175,7 +179,8 @@ impl Handler<WalkTable> for NetworkDb {
     type Result = MessageResult<WalkTable>;
     fn handle(&mut self, msg: WalkTable, _: &mut Context<Self>) -> Self::Result {
         MessageResult(
-            self.view
+            self.tables
+                .view()
                 .iter()
                 .filter(|(k, _)| k.matches(&msg.table, Some(&msg.network)))
                 .map(|(k, e)| (k.clone(), e.clone()))
@@ -197,7 +202,7 @@ impl Handler<Watch> for NetworkDb {
             outbox: Default::default(),
             closed: false,
         };
-        for (key, entry) in &self.view {
+        for (key, entry) in self.tables.view() {
             if key.matches(&watcher.table, watcher.network.as_ref()) {
                 let change = Change {
                     key: key.clone(),

@@ -1,8 +1,9 @@
 //! The NetworkDb actor: owns the chitchat handle, the materialised view and the watchers.
 //!
-//! Every `refresh_interval` (and after every local write) it reads chitchat's node states,
-//! re-parses the ones whose version moved, rebuilds the view with [`crate::view`] and
-//! sends the diff to watchers. Being one actor, a watch registers between two refreshes:
+//! Every `refresh_interval` (and after every local write, and soon after gossip brought a
+//! change) it reads chitchat's node states, applies the key-values whose version moved to
+//! its parsed copy of each node, updates the view with [`crate::view`] and sends the
+//! changes to watchers. Being one actor, a watch registers between two refreshes:
 //! its snapshot is exactly the view the next diff starts from, so there is no gap and no
 //! duplicate.
 
@@ -29,7 +30,7 @@ use crate::membership::{LivenessTracker, Member, MemberStatus, member_status, st
 use crate::schema::{self, KEYS_KEY, MARKER_VALUE, READY_KEY};
 use crate::seal::TransportStats;
 use crate::transport::{Isolation, SealedTransport, SharedKeyring};
-use crate::view::{self, Change, NodeContent, NodeInput, View};
+use crate::view::{self, Change, EntryChange, NodeContent, NodeInput, Tables};
 use messages::{TableEvent, WatchId};
 use outbox::Outbox;
 
@@ -114,8 +115,44 @@ impl Watcher {
     }
 }
 
-/// What last produced the view: skip rebuilding when nothing moved.
-type Signature = Vec<(ChitchatId, u64, MemberStatus)>;
+/// One generation's key-values as last parsed.
+#[derive(Debug, Default)]
+struct Parsed {
+    /// chitchat's max version and last GC version of the node state when parsed.
+    version: u64,
+    gc_version: u64,
+    content: NodeContent,
+}
+
+/// Brings one generation's parsed content up to date with its gossip state and returns
+/// the changes of its entries: only the key-values whose version moved are parsed.
+fn sync(parsed: &mut Parsed, state: &NodeState) -> Vec<EntryChange> {
+    let (version, gc_version) = (state.max_version(), state.last_gc_version());
+    if (version, gc_version) == (parsed.version, parsed.gc_version) {
+        return Vec::new();
+    }
+    let changes = if gc_version > parsed.version || version < parsed.version {
+        // Tombstones newer than the last parse may be gone (collected, or the state was
+        // reset by a peer): a deletion could be missed, so parse it all again.
+        let fresh = view::parse_node(state.key_values());
+        let changes = view::entry_changes(&parsed.content, &fresh);
+        parsed.content = fresh;
+        changes
+    } else {
+        let since = parsed.version;
+        let content = &mut parsed.content;
+        state
+            .key_values_including_deleted()
+            .filter(|(_, v)| v.version > since)
+            .filter_map(|(key, v)| {
+                content.apply(key, (!v.is_deleted()).then_some(v.value.as_str()))
+            })
+            .collect()
+    };
+    parsed.version = version;
+    parsed.gc_version = gc_version;
+    changes
+}
 
 /// The per-host NetworkDB actor.
 pub struct NetworkDb {
@@ -126,17 +163,18 @@ pub struct NetworkDb {
     keyring: SharedKeyring,
     stats: Arc<TransportStats>,
     isolation: Arc<Isolation>,
-    cache: HashMap<ChitchatId, (u64, Arc<NodeContent>)>,
+    parsed: HashMap<ChitchatId, Parsed>,
     tracker: LivenessTracker,
     /// When each node's host last answered a probe (see [`messages::HostAnswered`]).
     host_seen: HashMap<String, Instant>,
     /// Generations chitchat forgot (its dead-node GC) whose host still answers: their
     /// entries stay, from their last parsed content.
-    kept: HashMap<ChitchatId, Arc<NodeContent>>,
+    kept: HashSet<ChitchatId>,
     /// The member list for those who follow it (the host prober).
     members_tx: tokio::sync::watch::Sender<Vec<Member>>,
-    signature: Signature,
-    view: View,
+    tables: Tables,
+    /// The generation whose entries the tables show, per node id.
+    shown: BTreeMap<Arc<str>, ChitchatId>,
     members: Vec<Member>,
     watchers: Vec<Watcher>,
     next_watch: u64,
@@ -157,7 +195,7 @@ impl std::fmt::Debug for NetworkDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NetworkDb")
             .field("self_id", &self.self_id)
-            .field("entries", &self.view.len())
+            .field("entries", &self.tables.view().len())
             .field("watchers", &self.watchers.len())
             .finish_non_exhaustive()
     }
@@ -206,13 +244,13 @@ impl NetworkDb {
             keyring,
             stats,
             isolation,
-            cache: HashMap::new(),
+            parsed: HashMap::new(),
             tracker: LivenessTracker::default(),
             host_seen: HashMap::new(),
-            kept: HashMap::new(),
+            kept: HashSet::new(),
             members_tx: tokio::sync::watch::Sender::new(Vec::new()),
-            signature: Vec::new(),
-            view: View::new(),
+            tables: Tables::default(),
+            shown: BTreeMap::new(),
             members: Vec::new(),
             watchers: Vec::new(),
             next_watch: 0,
@@ -302,62 +340,65 @@ impl NetworkDb {
         }
     }
 
-    fn content(&mut self, id: &ChitchatId, state: &NodeState) -> Arc<NodeContent> {
-        let version = state.max_version();
-        match self.cache.get(id) {
-            Some((v, content)) if *v == version => content.clone(),
-            _ => {
-                let content = Arc::new(view::parse_node(state.key_values()));
-                self.cache.insert(id.clone(), (version, content.clone()));
-                content
+    /// Brings the view up to date with chitchat's state and sends the changes to
+    /// watchers. The work follows what moved: the key-values of a node whose version
+    /// moved, and all the entries of a node shown or hidden.
+    fn refresh(&mut self, chitchat: &Chitchat, now: Instant) {
+        let states = chitchat.node_states();
+        self.keep_forgotten(states, now);
+        let mut batch = self.tables.batch();
+        for (id, state) in states {
+            if !self.parsed.contains_key(id) {
+                self.parsed.insert(id.clone(), Parsed::default());
+            }
+            let Some(parsed) = self.parsed.get_mut(id) else {
+                continue;
+            };
+            let changes = sync(parsed, state);
+            if self.shown.get(&id.node_id) == Some(id) {
+                for (key, value) in &changes {
+                    batch.put(key, &id.node_id, value.as_ref());
+                }
             }
         }
-    }
-
-    /// Rebuilds the view from chitchat's state and sends the changes to watchers.
-    fn refresh(&mut self, chitchat: &Chitchat, now: Instant) {
         let live: HashSet<&ChitchatId> = chitchat.live_nodes().collect();
-        let window = self.config.suspicion_window;
-        let mut inputs = Vec::new();
-        let mut signature = Signature::new();
-        let states = chitchat.node_states();
-        for (id, state) in states {
-            let content = self.content(id, state);
+        let mut nodes = Vec::new();
+        for id in states.keys().chain(&self.kept) {
+            let Some(parsed) = self.parsed.get(id) else {
+                continue;
+            };
             let seen = self.host_seen.get(&*id.node_id).copied();
-            let liveness = self.tracker.observe(id, live.contains(id), seen, now);
-            let status = member_status(liveness, content.leaving, window);
-            signature.push((id.clone(), state.max_version(), status));
-            inputs.push((id.clone(), liveness, content));
-        }
-        self.keep_forgotten(states, now);
-        for (id, content) in &self.kept {
-            let seen = self.host_seen.get(&*id.node_id).copied();
-            let liveness = self.tracker.observe(id, false, seen, now);
-            let status = member_status(liveness, content.leaving, window);
-            signature.push((id.clone(), 0, status));
-            inputs.push((id.clone(), liveness, content.clone()));
-        }
-        let kept = &self.kept;
-        let known = |id: &ChitchatId| states.contains_key(id) || kept.contains_key(id);
-        self.tracker.retain(known);
-        self.cache.retain(|id, _| known(id));
-        let nodes: HashSet<&str> = inputs.iter().map(|(id, _, _)| &*id.node_id).collect();
-        self.host_seen
-            .retain(|node, _| nodes.contains(node.as_str()));
-        if signature == self.signature {
-            return;
-        }
-        self.signature = signature;
-        let nodes: Vec<NodeInput<'_>> = inputs
-            .iter()
-            .map(|(id, liveness, content)| NodeInput {
+            nodes.push(NodeInput {
                 id,
-                liveness: *liveness,
-                content,
-            })
-            .collect();
-        let (view, members) = view::materialise(&nodes, window);
-        let changes = view::diff(&self.view, &view);
+                liveness: self.tracker.observe(id, live.contains(id), seen, now),
+                content: &parsed.content,
+            });
+        }
+        let (members, shown) = view::membership(&nodes, self.config.suspicion_window);
+        for (node, id) in &self.shown {
+            if shown.get(node) != Some(id)
+                && let Some(parsed) = self.parsed.get(id)
+            {
+                batch.hide(node, &parsed.content);
+            }
+        }
+        for (node, id) in &shown {
+            if self.shown.get(node) != Some(id)
+                && let Some(parsed) = self.parsed.get(id)
+            {
+                batch.show(node, &parsed.content);
+            }
+        }
+        let changes = batch.finish();
+        drop(nodes);
+        self.shown = shown;
+        let kept = &self.kept;
+        let known = |id: &ChitchatId| states.contains_key(id) || kept.contains(id);
+        self.tracker.retain(known);
+        self.parsed.retain(|id, _| known(id));
+        let node_ids: HashSet<&str> = self.parsed.keys().map(|id| &*id.node_id).collect();
+        self.host_seen
+            .retain(|node, _| node_ids.contains(node.as_str()));
         for moved in status_changes(&self.members, &members, &self.self_id.node_id) {
             info!(
                 node = %moved.node_id,
@@ -369,7 +410,6 @@ impl NetworkDb {
                 moved.reason()
             );
         }
-        self.view = view;
         self.members_tx.send_if_modified(|current| {
             let moved = *current != members;
             if moved {
@@ -387,27 +427,23 @@ impl NetworkDb {
     /// node shows up.
     fn keep_forgotten(&mut self, states: &BTreeMap<ChitchatId, NodeState>, now: Instant) {
         let window = self.config.suspicion_window;
-        for (id, (_, content)) in &self.cache {
-            if states.contains_key(id) || self.kept.contains_key(id) {
+        for (id, parsed) in &self.parsed {
+            if states.contains_key(id) || self.kept.contains(id) {
                 continue;
             }
             let seen = self.host_seen.get(&*id.node_id).copied();
             let liveness = self.tracker.observe(id, false, seen, now);
-            if member_status(liveness, content.leaving, window) == MemberStatus::Suspect {
+            if member_status(liveness, parsed.content.leaving, window) == MemberStatus::Suspect {
                 info!(node = %id.node_id, generation = id.generation_id, "gossip forgot a silent node whose host still answers: its entries are kept");
-                self.kept.insert(id.clone(), content.clone());
+                self.kept.insert(id.clone());
             }
         }
-        let tracker = &mut self.tracker;
-        let host_seen = &self.host_seen;
-        self.kept.retain(|id, content| {
+        let (tracker, host_seen, parsed) = (&mut self.tracker, &self.host_seen, &self.parsed);
+        self.kept.retain(|id| {
             let newer = states.keys().any(|s| s.node_id == id.node_id);
             let seen = host_seen.get(&*id.node_id).copied();
-            let status = member_status(
-                tracker.observe(id, false, seen, now),
-                content.leaving,
-                window,
-            );
+            let leaving = parsed.get(id).is_some_and(|p| p.content.leaving);
+            let status = member_status(tracker.observe(id, false, seen, now), leaving, window);
             !newer && status == MemberStatus::Suspect
         });
     }

@@ -71,7 +71,7 @@ fn parse_node_reads_entries_markers_and_keys() {
     assert_eq!(parsed.entries.len(), 1);
     assert!(parsed.ready && !parsed.leaving);
     assert_eq!(parsed.keys, Some((vec![KeyId(1), KeyId(2)], KeyId(2))));
-    assert_eq!(parsed.malformed, 2);
+    assert_eq!(parsed.malformed.len(), 2);
     assert!(parse_node([("m:leaving", "1")].into_iter()).leaving);
 }
 
@@ -198,6 +198,22 @@ fn members_report_their_keys() {
     assert_eq!(members[0].primary_key, Some(KeyId(3)));
 }
 
+/// The changes that turn `old` into `new`, in key order; equal entries give none. The
+/// reference [`Batch`] is checked against.
+fn diff(old: &View, new: &View) -> Vec<Change> {
+    let keys: BTreeSet<&TableKey> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter_map(|key| {
+            let (prev, next) = (old.get(key).cloned(), new.get(key).cloned());
+            (prev != next).then(|| Change {
+                key: key.clone(),
+                prev,
+                next,
+            })
+        })
+        .collect()
+}
+
 fn view(entries: &[(&str, &str, &str)]) -> View {
     entries
         .iter()
@@ -301,4 +317,109 @@ fn leaving_deletes_at_once() {
     let changes = diff(&before, &after);
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].prev, Some(entry("a", "v")));
+}
+
+mod incremental {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The gossip keys the generated operations touch: good entry keys, a malformed
+    /// one, the markers, and one that is no concern of ours.
+    fn gossip_key(i: usize) -> String {
+        match i {
+            0..=3 => key(&format!("k{i}")).gossip_key(),
+            4 => "e:BAD:x:y".to_owned(),
+            5 => READY_KEY.to_owned(),
+            6 => LEAVING_KEY.to_owned(),
+            7 => KEYS_KEY.to_owned(),
+            _ => "unrelated".to_owned(),
+        }
+    }
+
+    /// Good and bad base64 values, and good and bad key lists.
+    fn gossip_value(i: usize) -> &'static str {
+        ["dmFsdWU=", "b3RoZXI=", "!!", "1,2;2", "1"][i]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Applying the key-values that changed, one by one, leaves the same content as
+        /// parsing the node's final state, and reports exactly the entries that moved.
+        #[test]
+        fn applying_changes_equals_parsing_the_final_state(
+            ops in prop::collection::vec((0usize..9, prop::option::of(0usize..5)), 0..40)
+        ) {
+            let mut state: BTreeMap<String, &str> = BTreeMap::new();
+            let mut content = NodeContent::default();
+            for (k, v) in ops {
+                let (gk, value) = (gossip_key(k), v.map(gossip_value));
+                let before = parse_node(state.iter().map(|(k, v)| (k.as_str(), *v)));
+                match value {
+                    Some(value) => state.insert(gk.clone(), value),
+                    None => state.remove(&gk),
+                };
+                let after = parse_node(state.iter().map(|(k, v)| (k.as_str(), *v)));
+                let change = content.apply(&gk, value);
+                prop_assert_eq!(&content, &after);
+                let expected = entry_changes(&before, &after);
+                prop_assert_eq!(change.into_iter().collect::<Vec<_>>(), expected);
+            }
+        }
+
+        /// Whatever the order of entry writes and of nodes shown and hidden, the tables
+        /// equal the view built from scratch, and each batch reports its difference.
+        #[test]
+        fn tables_kept_up_to_date_equal_the_view_built_from_scratch(
+            ops in prop::collection::vec((0usize..3, 0usize..4, 0usize..4), 0..60)
+        ) {
+            let owners: Vec<Arc<str>> = ["a", "b", "c"].iter().map(|o| Arc::from(*o)).collect();
+            let mut contents = vec![NodeContent::default(); 3];
+            let mut shown = [true; 3];
+            let mut tables = Tables::default();
+            for (node, what, k) in ops {
+                let before = tables.view().clone();
+                let mut batch = tables.batch();
+                let owner = &owners[node];
+                match what {
+                    // Hide or show the node.
+                    0 => {
+                        if shown[node] {
+                            batch.hide(owner, &contents[node]);
+                        } else {
+                            batch.show(owner, &contents[node]);
+                        }
+                        shown[node] = !shown[node];
+                    }
+                    // Set or delete one of its entries.
+                    _ => {
+                        let key = key(&format!("k{k}"));
+                        let value = (what != 1).then(|| Value::from(format!("{node}{what}").as_bytes()));
+                        match &value {
+                            Some(v) => contents[node].entries.insert(key.clone(), v.clone()),
+                            None => contents[node].entries.remove(&key),
+                        };
+                        if shown[node] {
+                            batch.put(&key, owner, value.as_ref());
+                        }
+                    }
+                }
+                let changes = batch.finish();
+                let mut expected = View::new();
+                for (i, content) in contents.iter().enumerate() {
+                    if !shown[i] {
+                        continue;
+                    }
+                    for (key, value) in &content.entries {
+                        expected.entry(key.clone()).or_insert_with(|| Entry {
+                            owner: owners[i].clone(),
+                            value: value.clone(),
+                        });
+                    }
+                }
+                prop_assert_eq!(tables.view(), &expected);
+                prop_assert_eq!(changes, diff(&before, &expected));
+            }
+        }
+    }
 }
