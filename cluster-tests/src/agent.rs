@@ -274,6 +274,16 @@ impl Agent {
         })
     }
 
+    /// Sets `flag`'s value for the next start (replacing the one given, else adding it):
+    /// a restart with other flags, as an operator reconfiguring a node does.
+    pub fn set_flag(&mut self, flag: &str, value: &str) {
+        let args = &mut self.options.args;
+        match args.iter().position(|a| a == flag) {
+            Some(i) if i + 1 < args.len() => args[i + 1] = value.to_owned(),
+            _ => args.extend([flag.to_owned(), value.to_owned()]),
+        }
+    }
+
     /// Starts again after a stop or crash, and waits until it answers.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.spawn(&[])?;

@@ -365,6 +365,88 @@ fn a_killed_agent_brings_its_overlay_back_without_leaks() {
     assert!(cluster.host(2).namespaces().is_empty());
 }
 
+/// The FDB of `agent`'s overlay namespace of `network`: (MAC, VTEP) of every remote entry.
+fn fdb_entries(agent: &Agent, network_id: &str) -> Vec<(String, String)> {
+    let ns = agent
+        .overlay_namespaces()
+        .into_iter()
+        .find(|n| n.ends_with(&network_id[..12]))
+        .unwrap_or_else(|| panic!("no overlay namespace for {network_id}"));
+    let out = Command::new("bridge")
+        .args(["-n", &ns, "fdb", "show"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("00:00:00:00:00:00"))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let dst = words.iter().position(|w| *w == "dst")?;
+            Some((words[0].to_owned(), words.get(dst + 1)?.to_string()))
+        })
+        .collect()
+}
+
+/// Issue 13 item 8: a host whose underlay address changes (the agent crashes and is
+/// restarted with the new one, the old one gone) keeps its overlays. The other hosts hold
+/// the records of its earlier run, naming the old VTEP, until the new run's replace them:
+/// they must follow the new address, and the host must not tunnel its own sandboxes.
+#[test]
+fn a_host_whose_address_changes_keeps_its_overlays() {
+    let mut cluster = Cluster::start(3, options()).unwrap();
+    cluster.wait_all_alive(Duration::from_secs(30)).unwrap();
+    overlay(&cluster, "ov1", "198.19.204.0/24");
+    let ip1 = run(cluster.host(1), "a1", "ov1");
+    let ip2 = run(cluster.host(2), "a2", "ov1");
+    let ip2b = run(cluster.host(2), "b2", "ov1");
+    let ip3 = run(cluster.host(3), "a3", "ov1");
+    wait_ping(cluster.host(1), "a1", &ip2, Duration::from_secs(10));
+    let id = network_id(cluster.host(1), "ov1");
+    let (old, new) = (cluster.addr(2), "198.18.0.102".to_owned());
+
+    // A crash rather than a leave: the other hosts keep the records of its earlier run
+    // (with the old address) and hand them to the new one.
+    cluster.kill9(2).unwrap();
+    let topology = cluster.topology();
+    // The old one first: deleting a primary address takes the secondaries of its subnet.
+    topology
+        .host_ip(2, &["addr", "del", &format!("{old}/24"), "dev", "eth0"])
+        .unwrap();
+    topology
+        .host_ip(2, &["addr", "add", &format!("{new}/24"), "dev", "eth0"])
+        .unwrap();
+    let agent = cluster.host_mut(2);
+    agent.set_flag("--listen-addr", &format!("{new}:7946"));
+    agent.set_flag("--advertise-addr", &new);
+    cluster.restart(2).unwrap();
+
+    let within = Duration::from_secs(15);
+    wait_ping(cluster.host(1), "a1", &ip2, within);
+    wait_ping(cluster.host(3), "a3", &ip2b, within);
+    wait_ping(cluster.host(2), "a2", &ip1, within);
+    wait_ping(cluster.host(2), "b2", &ip3, within);
+    wait_ping(cluster.host(2), "a2", &ip2b, within);
+    let (mac2, mac2b) = (mac_of(cluster.host(2), "a2"), mac_of(cluster.host(2), "b2"));
+    for i in [1, 3] {
+        let fdb = fdb_entries(cluster.host(i), &id);
+        for mac in [&mac2, &mac2b] {
+            assert!(
+                fdb.contains(&(mac.clone(), new.clone())),
+                "host {i} does not tunnel {mac} to {new}: {fdb:?}"
+            );
+        }
+        assert!(
+            fdb.iter().all(|(_, dst)| *dst != old),
+            "host {i} still tunnels to {old}: {fdb:?}"
+        );
+    }
+    let own = fdb_entries(cluster.host(2), &id);
+    assert!(
+        own.iter().all(|(mac, _)| *mac != mac2 && *mac != mac2b),
+        "host 2 tunnels its own sandboxes: {own:?}"
+    );
+}
+
 /// The vxlan device of an overlay namespace.
 fn fdb_device(ns: &str) -> String {
     let out = Command::new("ip")

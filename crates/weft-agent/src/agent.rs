@@ -174,7 +174,11 @@ fn drivers(kernel: &Arc<dyn Kernel>, config: &AgentConfig) -> DriverRegistry {
     drivers.register(Arc::new(PassiveDriver::null()));
     let overlay = OverlayConfig {
         port: config.cluster.data_path_port,
-        ..OverlayConfig::new(config.netns_prefix.clone(), config.cluster.data_path)
+        ..OverlayConfig::new(
+            config.netns_prefix.clone(),
+            config.node_name.clone(),
+            config.cluster.data_path,
+        )
     };
     drivers.register(Arc::new(OverlayDriver::new(kernel.clone(), overlay)));
     drivers

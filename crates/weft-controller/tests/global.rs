@@ -480,7 +480,10 @@ async fn the_overlay_driver_refuses_what_it_cannot_realise_before_the_manager_is
     let h = Harness::new();
     let plane = Plane::new();
     let vtep = "192.0.2.1".parse().unwrap();
-    let overlay = OverlayDriver::new(h.kernel.clone(), OverlayConfig::new("t-", vtep));
+    let overlay = OverlayDriver::new(
+        h.kernel.clone(),
+        OverlayConfig::new("t-", "this-node", vtep),
+    );
     let config = ControllerConfig {
         cluster: plane.clone(),
         ..Harness::config()

@@ -84,8 +84,8 @@ fn endpoints_on_two_hosts_talk_over_vxlan_and_leave_nothing_behind() {
         // Registered for the cleanup guard, in case the test fails before the last leave.
         let ov_a = c.names.ns(&format!("a-ov-{}", net.id.short()));
         let ov_b = c.names.ns(&format!("b-ov-{}", net.id.short()));
-        let da = OverlayDriver::new(ka.clone(), OverlayConfig::new(pa, VTEP_A));
-        let db = OverlayDriver::new(kb.clone(), OverlayConfig::new(pb, VTEP_B));
+        let da = OverlayDriver::new(ka.clone(), OverlayConfig::new(pa, "node-a", VTEP_A));
+        let db = OverlayDriver::new(kb.clone(), OverlayConfig::new(pb, "node-b", VTEP_B));
         let (sa, sb) = (c.names.ns("sba"), c.names.ns("sbb"));
         ka.create_netns(&sa).await.unwrap();
         ka.create_netns(&sb).await.unwrap();
@@ -171,7 +171,7 @@ fn a_vni_another_device_holds_is_reported_as_a_typed_error() {
         let ov = c.names.ns(&format!("v-ov-{}", net.id.short()));
         let config = OverlayConfig {
             mtu: Some(1400),
-            ..OverlayConfig::new(format!("{prefix}v-"), VTEP_A)
+            ..OverlayConfig::new(format!("{prefix}v-"), "node-a", VTEP_A)
         };
         let d = OverlayDriver::new(k.clone(), config);
         let err = d

@@ -330,7 +330,7 @@ mod tests {
         let k = std::sync::Arc::new(weft_os::FakeKernel::new());
         let d = crate::OverlayDriver::new(
             k.clone(),
-            crate::OverlayConfig::new("t-", std::net::Ipv4Addr::new(192, 0, 2, 1)),
+            crate::OverlayConfig::new("t-", "this-node", std::net::Ipv4Addr::new(192, 0, 2, 1)),
         );
         let err = d.validate(&request(&["encrypted"], &[])).unwrap_err();
         assert!(matches!(err, DriverError::InvalidParameter { .. }), "{err}");

@@ -56,6 +56,9 @@ pub struct OverlayConfig {
     pub netns_prefix: String,
     /// This host's data-path address: the vxlan's source, and the VTEP peers tunnel to.
     pub vtep: Ipv4Addr,
+    /// This node's id in NetworkDB: peer records it wrote are its own endpoints, whatever
+    /// VTEP they name (an earlier run may have advertised another address).
+    pub node_id: String,
     /// The VXLAN UDP port.
     pub port: u16,
     /// The MTU of the overlay's devices; the underlay's minus [`VXLAN_OVERHEAD`] when `None`.
@@ -71,10 +74,15 @@ pub const STRAY_GRACE: Duration = Duration::from_secs(30);
 
 impl OverlayConfig {
     /// Port 4789 and the MTU derived from the underlay.
-    pub fn new(netns_prefix: impl Into<String>, vtep: Ipv4Addr) -> Self {
+    pub fn new(
+        netns_prefix: impl Into<String>,
+        node_id: impl Into<String>,
+        vtep: Ipv4Addr,
+    ) -> Self {
         OverlayConfig {
             netns_prefix: netns_prefix.into(),
             vtep,
+            node_id: node_id.into(),
             port: VXLAN_PORT,
             mtu: None,
             stray_grace: STRAY_GRACE,

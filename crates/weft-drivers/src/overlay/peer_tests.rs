@@ -8,7 +8,7 @@ use std::time::Duration;
 use weft_os::{FdbEntry, MacAddr, NeighOps, Neighbour, NetnsOps};
 
 use super::PeerRecord;
-use super::tests::{VTEP, entries, event, join, network, ov, programmed, remote, setup};
+use super::tests::{NODE, VTEP, entries, event, join, network, ov, programmed, remote, setup};
 use crate::{Driver, DriverError};
 
 #[tokio::test]
@@ -90,6 +90,34 @@ async fn records_of_our_own_vtep_and_other_tables_are_ignored() {
     let mut other = event(&net, "x", Some(&remote(&net, 11)));
     other.table = "endpoint_table".into();
     d.event_notify(&other).await.unwrap();
+    assert_eq!(entries(&k, &net).await, (vec![], vec![]));
+    assert!(d.peers(&net.id).await.is_empty());
+}
+
+/// A record this node wrote is one of its own endpoints, on its bridge, whatever VTEP it
+/// names (an earlier run's names the address advertised then): never a peer, and it
+/// replaces a peer the key held. Programming it towards that address would send local
+/// traffic into the vxlan.
+#[tokio::test]
+async fn records_this_node_wrote_with_another_vtep_are_not_peers() {
+    let (k, d) = setup().await;
+    let net = network(9);
+    join(&k, &d, &net, 2).await;
+    let mut earlier = event(&net, "mine", Some(&remote(&net, 10)));
+    earlier.owner = NODE.to_owned();
+    d.event_notify(&earlier).await.unwrap();
+    assert_eq!(entries(&k, &net).await, (vec![], vec![]));
+    assert!(d.peers(&net.id).await.is_empty());
+
+    // A key programmed as a peer that turns out to be ours loses its entries.
+    let peer = remote(&net, 11);
+    d.event_notify(&event(&net, "k", Some(&peer)))
+        .await
+        .unwrap();
+    assert_eq!(entries(&k, &net).await, programmed(&[peer]));
+    let mut ours = event(&net, "k", Some(&remote(&net, 11)));
+    ours.owner = NODE.to_owned();
+    d.event_notify(&ours).await.unwrap();
     assert_eq!(entries(&k, &net).await, (vec![], vec![]));
     assert!(d.peers(&net.id).await.is_empty());
 }

@@ -43,10 +43,12 @@ impl OverlayDriver {
                 )));
             }
         };
-        if new.is_some_and(|p| p.vtep == self.config.vtep) {
-            // Our own endpoints are reached through the local bridge.
-            return Ok(());
-        }
+        // Our own endpoints are reached through the local bridge: a record of ours is no
+        // peer, and replaces whatever the key held as one. Told by the owner as well as by
+        // the VTEP: an earlier run of this node may have advertised another address.
+        let own =
+            ev.owner == self.config.node_id || new.is_some_and(|p| p.vtep == self.config.vtep);
+        let new = new.filter(|_| !own);
         if self.is_deleted(&ev.network) {
             // Queued before the network was deleted here: keeping it would bring the
             // network back as state that nothing frees.

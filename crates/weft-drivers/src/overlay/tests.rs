@@ -22,6 +22,8 @@ use weft_types::VXLANID_OPTION;
 pub(super) const VTEP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 pub(super) const REMOTE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 pub(super) const PREFIX: &str = "t-";
+/// This node's id; the peer events of the tests come from "remote".
+pub(super) const NODE: &str = "this-node";
 
 /// An overlay network on 198.19.`n`.0/24 (gateway .1) with VNI 4096 + `n`: the bridge
 /// tests' network, made global.
@@ -93,7 +95,7 @@ pub(super) async fn setup_with(
     let config = OverlayConfig {
         mtu: config_mtu,
         stray_grace: std::time::Duration::ZERO,
-        ..OverlayConfig::new(PREFIX, VTEP)
+        ..OverlayConfig::new(PREFIX, NODE, VTEP)
     };
     (k.clone(), OverlayDriver::new(k, config))
 }
@@ -296,7 +298,7 @@ async fn the_mtu_is_the_underlay_s_minus_50_unless_configured() {
 
     // No link holds the VTEP address: a clear error, nothing made.
     let k = Arc::new(FakeKernel::new());
-    let d = OverlayDriver::new(k.clone(), OverlayConfig::new(PREFIX, VTEP));
+    let d = OverlayDriver::new(k.clone(), OverlayConfig::new(PREFIX, NODE, VTEP));
     let (sb, _) = make_sandbox(&k, "sb-mtu").await;
     let err = d
         .join(
@@ -394,7 +396,7 @@ async fn reconcile_adopts_leftovers_recreates_veths_and_removes_what_is_unwanted
     let lookalike = NsName::new("t-ov-notours").unwrap();
     k.create_netns(&lookalike).await.unwrap();
 
-    let d = OverlayDriver::new(k.clone(), OverlayConfig::new(PREFIX, VTEP));
+    let d = OverlayDriver::new(k.clone(), OverlayConfig::new(PREFIX, NODE, VTEP));
     let wanted = Wanted {
         networks: vec![keep.clone(), gone.clone()],
         endpoints: vec![(ep.clone(), Some(ctx(&sb_name, "eth0", true)))],
@@ -527,7 +529,7 @@ async fn a_failed_join_keeps_a_namespace_other_endpoints_use() {
 #[test]
 fn a_definition_names_the_problem() {
     let k = Arc::new(FakeKernel::new());
-    let d = OverlayDriver::new(k, OverlayConfig::new(PREFIX, VTEP));
+    let d = OverlayDriver::new(k, OverlayConfig::new(PREFIX, NODE, VTEP));
     assert!(d.parse(&network(20)).is_ok());
     let check = |edit: &dyn Fn(&mut NetworkRecord), want: &str| {
         let mut net = network(20);
@@ -623,7 +625,7 @@ async fn the_mtu_option_beats_the_underlay_and_the_driver_setting() {
 fn declares_global_scope_and_the_peer_table() {
     let d = OverlayDriver::new(
         Arc::new(FakeKernel::new()),
-        OverlayConfig::new(PREFIX, VTEP),
+        OverlayConfig::new(PREFIX, NODE, VTEP),
     );
     let cap = d.capability();
     assert_eq!(
