@@ -217,7 +217,14 @@ impl Nl<'_> {
     }
 
     /// Creates a vxlan device (down); adopts a matching one, replaces one that differs.
-    pub async fn create_vxlan(&self, spec: &VxlanSpec) -> Result<()> {
+    /// With `there` (the namespace `spec.netns` names, and a descriptor of it open for the
+    /// request), the device is made and looked for there, and its UDP socket is here.
+    pub async fn create_vxlan(
+        &self,
+        spec: &VxlanSpec,
+        there: Option<(&Nl<'_>, &File)>,
+    ) -> Result<()> {
+        // The kernel resolves the underlay where the socket is.
         let underlay_index = match &spec.underlay {
             Some(dev) => Some(self.index_of(dev).await?),
             None => None,
@@ -230,14 +237,15 @@ impl Nl<'_> {
             learning: spec.learning,
             proxy: spec.proxy,
         };
-        if let Some(link) = self.existing(&spec.name, "vxlan").await? {
+        let home = there.map_or(self, |(nl, _)| nl);
+        if let Some(link) = home.existing(&spec.name, "vxlan").await? {
             if link.kind == LinkKind::Vxlan(wanted) {
-                return self.adopt(&link, spec.mtu, spec.mac).await;
+                return home.adopt(&link, spec.mtu, spec.mac).await;
             }
-            tracing::info!(name = %spec.name, ns = %self.ns, "replacing vxlan with other attributes");
-            self.delete(&spec.name).await?;
+            tracing::info!(name = %spec.name, ns = %home.ns, "replacing vxlan with other attributes");
+            home.delete(&spec.name).await?;
         }
-        let msg = vxlan_message(spec, underlay_index);
+        let msg = vxlan_message(spec, underlay_index, there.map(|(_, fd)| fd.as_raw_fd()));
         match self.add("vxlan", &spec.name, msg).await {
             Err(Error::CreateLink { source, .. }) if source.errno() == Some(EEXIST) => {
                 Err(self.vni_conflict(spec, source).await)
@@ -447,7 +455,11 @@ fn has_link_netnsid(msg: &LinkMessage) -> bool {
 type LinkEdit =
     Box<dyn FnOnce(LinkMessageBuilder<LinkUnspec>) -> LinkMessageBuilder<LinkUnspec> + Send>;
 
-fn vxlan_message(spec: &VxlanSpec, underlay_index: Option<u32>) -> LinkMessage {
+fn vxlan_message(
+    spec: &VxlanSpec,
+    underlay_index: Option<u32>,
+    netns_fd: Option<RawFd>,
+) -> LinkMessage {
     let mut b = LinkVxlan::new(spec.name.as_str(), spec.vni.get())
         .port(spec.port)
         .learning(spec.learning)
@@ -463,6 +475,9 @@ fn vxlan_message(spec: &VxlanSpec, underlay_index: Option<u32>) -> LinkMessage {
     }
     if let Some(mac) = spec.mac {
         b = b.address(mac.0.to_vec());
+    }
+    if let Some(fd) = netns_fd {
+        b = b.setns_by_fd(fd);
     }
     b.build()
 }

@@ -96,6 +96,11 @@ pub struct VxlanSpec {
     pub mtu: Option<u32>,
     /// MAC; random when `None`.
     pub mac: Option<MacAddr>,
+    /// The namespace the device is made in, when not the one it is asked for in. Its UDP
+    /// socket stays in the one it is asked for in (the underlay's): the same as making it
+    /// there and moving it, without the move, which waits for an RCU grace period (19 ms
+    /// on this VM's kernel).
+    pub netns: Option<NsRef>,
 }
 
 impl VxlanSpec {
@@ -111,6 +116,7 @@ impl VxlanSpec {
             proxy: true,
             mtu: None,
             mac: None,
+            netns: None,
         }
     }
 }

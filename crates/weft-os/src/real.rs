@@ -234,7 +234,26 @@ impl LinkOps for RealKernel {
     }
 
     async fn create_vxlan(&self, ns: &NsRef, spec: &VxlanSpec) -> Result<()> {
-        nl!(self, ns).create_vxlan(spec).await
+        let Some(target) = spec.netns.as_ref().filter(|t| *t != ns) else {
+            return nl!(self, ns).create_vxlan(spec, None).await;
+        };
+        let (here_handle, there_handle) = (self.handle(ns).await?, self.handle(target).await?);
+        let here = Nl {
+            h: here_handle.handle(),
+            ns,
+        };
+        let there = Nl {
+            h: there_handle.handle(),
+            ns: target,
+        };
+        // Open for the whole request: the kernel resolves IFLA_NET_NS_FD while handling it.
+        let fd = self.target_fd(target).map_err(|e| Error::CreateLink {
+            kind: "vxlan",
+            name: spec.name.clone(),
+            ns: ns.clone(),
+            source: NetlinkError::from_io(&format!("failed to open the {target}"), &e),
+        })?;
+        here.create_vxlan(spec, Some((&there, &fd))).await
     }
 
     async fn set_link_up(&self, ns: &NsRef, name: &IfName) -> Result<()> {

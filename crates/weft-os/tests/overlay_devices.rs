@@ -169,3 +169,51 @@ async fn vxlan_keeps_its_attributes_when_moved() {
     assert!(k.list_links(&a, "wt").await.unwrap().is_empty());
     guard.finish();
 }
+
+/// What the overlay driver does instead of a move (which waits for an RCU grace period):
+/// the vxlan is asked for in the underlay's namespace and made directly in the network's.
+/// Its UDP socket is where it was asked for; asking again adopts it.
+#[tokio::test]
+async fn a_vxlan_made_in_another_namespace_keeps_its_socket_where_it_was_asked_for() {
+    require_root();
+    require_tools(&["ss", "sh", "grep"]);
+    let mut guard = NsGuard::new();
+    let k = RealKernel::new().unwrap();
+    let (na, nb) = (guard.name("under"), guard.name("net"));
+    let (a, b) = (NsRef::named(&na), NsRef::named(&nb));
+    k.create_netns(&na).await.unwrap();
+    k.create_netns(&nb).await.unwrap();
+    let vx = VxlanSpec {
+        port: 4795,
+        netns: Some(b.clone()),
+        ..VxlanSpec::new(ifname("wtvx1"), Vni::new(4101).unwrap())
+    };
+    k.create_vxlan(&a, &vx).await.unwrap();
+    assert!(k.list_links(&a, "wt").await.unwrap().is_empty());
+    let made = k.get_link(&b, &vx.name).await.unwrap().unwrap();
+    match &made.kind {
+        LinkKind::Vxlan(v) => assert_eq!((v.vni, v.port), (4101, 4795)),
+        kind => panic!("expected vxlan, got {kind:?}"),
+    }
+    k.set_link_up(&b, &vx.name).await.unwrap();
+    let listens = |ns: NsRef| {
+        let k = &k;
+        async move {
+            let cmd = CommandSpec::new("sh", ["-c", "ss -Hunl 'sport = :4795' | grep -q ."])
+                .stdio(StdioMode::Null);
+            k.spawn(&ns, &cmd).await.unwrap().wait().await.unwrap() == 0
+        }
+    };
+    assert!(
+        listens(a.clone()).await,
+        "no vxlan socket in the underlay's namespace"
+    );
+    assert!(
+        !listens(b.clone()).await,
+        "the vxlan socket is in the network's namespace"
+    );
+    k.create_vxlan(&a, &vx).await.unwrap();
+    let again = k.get_link(&b, &vx.name).await.unwrap().unwrap();
+    assert_eq!((again.index, again.up), (made.index, true), "not adopted");
+    guard.finish();
+}

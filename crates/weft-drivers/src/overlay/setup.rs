@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use weft_os::{
     BridgeSpec, Error as OsError, IfName, LinkKind, NsName, NsRef, Route, SysctlKey, VethSpec,
-    VxlanInfo, VxlanSpec,
+    VxlanSpec,
 };
 use weft_types::{EndpointId, EndpointRecord, NetworkId};
 
@@ -162,58 +162,32 @@ impl OverlayDriver {
         }
     }
 
-    fn vxlan_info(&self, spec: &VxlanSpec) -> VxlanInfo {
-        VxlanInfo {
-            vni: spec.vni.get(),
-            port: spec.port,
-            local: spec.local,
-            underlay_index: None,
-            learning: spec.learning,
-            proxy: spec.proxy,
-        }
-    }
-
-    /// The vxlan inside the namespace. Its UDP socket lives in the namespace the device is
-    /// created in, so it is created in the host namespace (which holds the underlay) and then
-    /// moved, as libnetwork does. One already inside (a crash after the move) is adopted; one
-    /// stranded in the host (a crash before it) is adopted by the create and moved.
+    /// The vxlan inside the namespace, made there directly, its UDP socket in the host
+    /// namespace (which holds the underlay): what libnetwork gets by making it in the host
+    /// and moving it, without the move, which waits for an RCU grace period (19 ms of a
+    /// 24 ms first join here). One already inside is adopted, or replaced if its attributes
+    /// differ. If the VNI is taken, the holders this driver made are leftovers (the manager
+    /// never gives one VNI to two live networks; one stranded in the host by a crash of an
+    /// earlier version between its create and its move is one): they are removed and the
+    /// create retried once, so a crash never leaves "File exists" behind.
     async fn ensure_vxlan(
         &self,
         inside: &NsRef,
         net: &OverlayNet,
         mtu: u32,
     ) -> Result<(), OsError> {
-        let k = &self.kernel;
-        let spec = self.vxlan_spec(net, mtu);
-        match k.get_link(inside, &net.vxlan).await? {
-            Some(link) if link.kind == LinkKind::Vxlan(self.vxlan_info(&spec)) => {
-                if link.mtu != mtu {
-                    k.set_mtu(inside, &net.vxlan, mtu).await?;
-                }
-                return Ok(());
-            }
-            Some(_) => {
-                tracing::info!(link = %net.vxlan, ns = %inside, "replacing a vxlan with other attributes");
-                k.delete_link(inside, &net.vxlan).await?;
-            }
-            None => {}
-        }
-        self.create_vxlan_in_host(&spec).await?;
-        k.move_link(&HOST, &net.vxlan, inside, None).await
-    }
-
-    /// Creates the vxlan in the host namespace. If its VNI is taken, the holders this driver
-    /// made are leftovers (the manager never gives one VNI to two live networks): they are
-    /// removed and the create retried once, so a crash never leaves "File exists" behind.
-    async fn create_vxlan_in_host(&self, spec: &VxlanSpec) -> Result<(), OsError> {
-        match self.kernel.create_vxlan(&HOST, spec).await {
+        let spec = VxlanSpec {
+            netns: Some(inside.clone()),
+            ..self.vxlan_spec(net, mtu)
+        };
+        match self.kernel.create_vxlan(&HOST, &spec).await {
             Err(e) if e.is_vni_in_use() => {
                 tracing::warn!(
                     vni = spec.vni.get(), link = %spec.name, error = %error_chain(&e),
                     "vni in use: removing leftover vxlan devices and retrying"
                 );
-                self.remove_vni_holders(spec).await?;
-                self.kernel.create_vxlan(&HOST, spec).await
+                self.remove_vni_holders(&spec).await?;
+                self.kernel.create_vxlan(&HOST, &spec).await
             }
             other => other,
         }
@@ -233,7 +207,7 @@ impl OverlayDriver {
         for ns in &spaces {
             for link in k.list_links(ns, names::VXLAN_PREFIX).await? {
                 let holds = matches!(&link.kind, LinkKind::Vxlan(v) if v.vni == spec.vni.get());
-                let stale = !(*ns == HOST && link.name == spec.name);
+                let stale = !(Some(ns) == spec.netns.as_ref() && link.name == spec.name);
                 if holds && stale && names::is_owned_vxlan(link.name.as_str()) {
                     tracing::info!(link = %link.name, %ns, vni = spec.vni.get(), "deleting a leftover vxlan holding the vni");
                     k.delete_link(ns, &link.name).await?;

@@ -200,15 +200,12 @@ async fn the_first_join_builds_namespace_bridge_vxlan_and_veth() {
         (1450, true, Some(o.bridge.clone()))
     );
     assert!(link(&k, &NsRef::Host, &o.vxlan).await.is_none());
-    // Created where its socket must live (the host), then moved.
+    // Asked for in the host, where its socket must live, and made inside: never moved (a
+    // move waits for an RCU grace period).
     let calls = k.calls();
     let create = calls.iter().find(|c| c.op == "create_vxlan").unwrap();
     assert_eq!(create.ns, NsRef::Host);
-    assert!(
-        calls
-            .iter()
-            .any(|c| c.op == "move_link" && c.object == o.vxlan.as_str())
-    );
+    assert!(!calls.iter().any(|c| c.op == "move_link"), "{calls:?}");
 
     let ve = link(&k, &ns, &names::host_veth(&ep.id).unwrap())
         .await
@@ -376,15 +373,15 @@ async fn reconcile_adopts_leftovers_recreates_veths_and_removes_what_is_unwanted
     let ((_, ns, o), (gone_ns, _, _)) = (ov(&keep), ov(&gone));
     let bridge_index = link(&k, &ns, &o.bridge).await.unwrap().index;
 
-    // The "crash": the wanted veth is gone, the vxlan is back in the host (as if the agent
-    // died between its creation and its move), a stray veth and a stranded vxlan appear.
+    // The "crash": the wanted veth is gone, the vxlan is back in the host (as if an earlier
+    // version of the agent died between its creation there and its move), a stray veth
+    // and a stranded vxlan appear.
     k.delete_link(&ns, &names::host_veth(&ep.id).unwrap())
         .await
         .unwrap();
     k.move_link(&ns, &o.vxlan, &NsRef::Host, None)
         .await
         .unwrap();
-    let vxlan_index = link(&k, &NsRef::Host, &o.vxlan).await.unwrap().index;
     let stray = names::host_veth(&EndpointId::random()).unwrap();
     k.create_veth(&ns, &VethSpec::new(stray.clone(), ifn("stray1")))
         .await
@@ -403,12 +400,9 @@ async fn reconcile_adopts_leftovers_recreates_veths_and_removes_what_is_unwanted
     };
     d.reconcile(&wanted).await.unwrap();
 
+    // The one in the host held the VNI: removed, and the vxlan made inside again.
     let vx = link(&k, &ns, &o.vxlan).await.unwrap();
-    assert_eq!(
-        (vx.index, vx.up),
-        (vxlan_index, true),
-        "the stranded vxlan was not adopted"
-    );
+    assert!(vx.up);
     assert_eq!(vx.master, Some(o.bridge.clone()));
     assert_eq!(link(&k, &ns, &o.bridge).await.unwrap().index, bridge_index);
     assert!(link(&k, &NsRef::Host, &o.vxlan).await.is_none());
@@ -472,7 +466,6 @@ async fn a_join_failing_midway_leaves_nothing_and_the_retry_succeeds() {
         ("create_bridge", None),
         ("add_address", None),
         ("create_vxlan", None),
-        ("move_link", None),
         ("set_master", None),
         ("create_veth", None),
         ("set_link_up", Some("eth0")),

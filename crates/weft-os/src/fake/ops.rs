@@ -128,11 +128,13 @@ impl LinkOps for FakeKernel {
             learning: spec.learning,
             proxy: spec.proxy,
         };
-        if let Some(link) = existing_of_kind(w, ns, &spec.name, "vxlan")? {
+        // Made in `home`, its socket in `ns` (see VxlanSpec::netns).
+        let home = spec.netns.as_ref().unwrap_or(ns);
+        if let Some(link) = existing_of_kind(w, home, &spec.name, "vxlan")? {
             if link.kind == LinkKind::Vxlan(wanted.clone()) {
-                return adopt(w, ns, &spec.name, spec.mtu, spec.mac);
+                return adopt(w, home, &spec.name, spec.mtu, spec.mac);
             }
-            w.remove_link(ns, &spec.name);
+            w.remove_link(home, &spec.name);
         }
         let holder = w
             .space(ns)?
@@ -166,7 +168,7 @@ impl LinkOps for FakeKernel {
             spec.mac,
         );
         link.origin = Some(ns.clone());
-        w.space_mut(ns)?.links.insert(spec.name.clone(), link);
+        w.space_mut(home)?.links.insert(spec.name.clone(), link);
         Ok(())
     }
 
