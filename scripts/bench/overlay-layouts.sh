@@ -5,9 +5,12 @@
 #   A:     libnetwork's (and weft's) layout: sandbox veth -> bridge in a network namespace ->
 #          vxlan (created in the host namespace, moved in), static FDB and neighbour entries;
 #   B:     a macvlan (bridge mode) on the same kind of vxlan, moved into the sandbox: no veth,
-#          no bridge.
+#          no bridge;
+#   C:     A with br_netfilter off in the network namespace (net.bridge.bridge-nf-call-*: a
+#          new namespace starts with them on, so every bridged frame goes through the IP
+#          hooks of netfilter).
 # Prints Gbit/s per path for each of REPS rounds. Root only; namespaces ovl-*; addresses
-# 198.18.9.0/24 (underlay) and 198.19.90-91.0/24 (overlays).
+# 198.18.9.0/24 (underlay) and 198.19.90-92.0/24 (overlays).
 set -euo pipefail
 REPS=${REPS:-3}
 SECONDS_PER_TEST=${SECONDS_PER_TEST:-4}
@@ -44,6 +47,21 @@ for i in 1 2; do
     x ova$i link set ve master br0 mtu 1450 up
     x sba$i link set eth0 address 02:00:00:00:0a:0$i mtu 1450 up
     x sba$i addr add 198.19.90.$i/24 dev eth0
+    # C: A, with br_netfilter off in the network namespace
+    ip netns add ${P}ovc$i
+    ip netns add ${P}sbc$i
+    for f in iptables ip6tables arptables; do
+        ip netns exec ${P}ovc$i sysctl -qw net.bridge.bridge-nf-call-$f=0
+    done
+    x h$i link add vxc type vxlan id 503 dstport 4789 local 198.18.9.$i nolearning proxy
+    x h$i link set vxc netns ${P}ovc$i
+    x ovc$i link add br0 type bridge
+    x ovc$i link set vxc master br0 mtu 1450 up
+    x ovc$i link set br0 mtu 1450 up
+    x ovc$i link add ve type veth peer name eth0 netns ${P}sbc$i
+    x ovc$i link set ve master br0 mtu 1450 up
+    x sbc$i link set eth0 address 02:00:00:00:0c:0$i mtu 1450 up
+    x sbc$i addr add 198.19.92.$i/24 dev eth0
     # B: macvlan on the vxlan
     ip netns add ${P}ovb$i
     ip netns add ${P}sbb$i
@@ -61,6 +79,8 @@ for i in 1 2; do
     bridge -n ${P}ova$i fdb append 02:00:00:00:0a:0$o dev vxa dst 198.18.9.$o self permanent
     x ovb$i neigh replace 198.19.91.$o lladdr 02:00:00:00:0b:0$o dev vxb nud permanent
     bridge -n ${P}ovb$i fdb append 02:00:00:00:0b:0$o dev vxb dst 198.18.9.$o self permanent
+    x ovc$i neigh replace 198.19.92.$o lladdr 02:00:00:00:0c:0$o dev vxc nud permanent
+    bridge -n ${P}ovc$i fdb append 02:00:00:00:0c:0$o dev vxc dst 198.18.9.$o self permanent
 done
 gbps() {
     local server=$1 client=$2 ip=$3
@@ -69,10 +89,11 @@ gbps() {
     timeout 60 ip netns exec "$P$client" iperf3 -c "$ip" -t "$SECONDS_PER_TEST" -J |
         python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
 }
-echo "round  under  A(veth+bridge)  B(macvlan)   Gbit/s"
+echo "round  under  A(veth+bridge)  B(macvlan)  C(A, br_netfilter off)   Gbit/s"
 for r in $(seq 1 "$REPS"); do
     u=$(gbps h2 h1 198.18.9.2)
     a=$(gbps sba2 sba1 198.19.90.2)
     b=$(gbps sbb2 sbb1 198.19.91.2)
-    echo "$r      $u  $a           $b"
+    c=$(gbps sbc2 sbc1 198.19.92.2)
+    echo "$r      $u  $a           $b       $c"
 done

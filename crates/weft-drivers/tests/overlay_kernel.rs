@@ -18,7 +18,8 @@ use nix::sched::{CloneFlags, setns};
 use weft_drivers::overlay::names;
 use weft_drivers::{Driver, EventNotify, JoinInfo, OverlayConfig, OverlayDriver, PeerRecord};
 use weft_os::{
-    AddrOps, IfName, LinkOps, NeighOps, NetnsOps, NsRef, RealKernel, VethSpec, Vni, VxlanSpec,
+    AddrOps, IfName, LinkOps, NeighOps, NetnsOps, NsRef, RealKernel, SysctlKey, SysctlOps,
+    VethSpec, Vni, VxlanSpec,
 };
 use weft_types::VXLANID_OPTION;
 use weft_types::{DriverName, NetworkRecord, Options, SandboxId, Scope};
@@ -97,6 +98,13 @@ fn endpoints_on_two_hosts_talk_over_vxlan_and_leave_nothing_behind() {
         let ib = db.join(&net, &eb, &sandbox(), &cb).await.unwrap();
         assert_eq!(ov_a, names::netns(&format!("{prefix}a-"), &net.id).unwrap());
         assert_eq!(ov_b, names::netns(&format!("{prefix}b-"), &net.id).unwrap());
+
+        // br_netfilter is off in the network's namespace (where the kernel has it).
+        let nf = SysctlKey::from_parts(["net", "bridge", "bridge-nf-call-iptables"]).unwrap();
+        match ka.get_sysctl(&NsRef::named(&ov_a), &nf).await {
+            Ok(value) => assert_eq!(value.trim(), "0"),
+            Err(e) => assert_eq!(e.errno(), Some(2), "{e}"),
+        }
 
         // Underlay MTU 1500 minus the VXLAN overhead.
         let eth0 = IfName::new("eth0").unwrap();

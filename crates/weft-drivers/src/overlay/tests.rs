@@ -179,6 +179,18 @@ async fn the_first_join_builds_namespace_bridge_vxlan_and_veth() {
     let (ns_name, ns, o) = ov(&net);
     assert_eq!(ns_name.as_str(), format!("t-ov-{}", net.id.short()));
     assert!(k.netns_exists(&ns_name).await.unwrap());
+    for table in ["iptables", "ip6tables", "arptables"] {
+        let key =
+            weft_os::SysctlKey::from_parts(["net", "bridge", &format!("bridge-nf-call-{table}")])
+                .unwrap();
+        assert_eq!(
+            weft_os::SysctlOps::get_sysctl(&*k, &ns, &key)
+                .await
+                .unwrap(),
+            "0",
+            "{table}"
+        );
+    }
     let br = link(&k, &ns, &o.bridge).await.unwrap();
     assert_eq!((br.kind, br.mtu, br.up), (LinkKind::Bridge, 1450, true));
     assert_eq!(
