@@ -92,34 +92,52 @@ fn ping_df(agent: &Agent, sandbox: &str, ip: &str, size: u32) -> bool {
         .success()
 }
 
-/// The MACs with a remote VTEP in the FDB of `agent`'s only overlay namespace of `network`.
-fn fdb_macs(agent: &Agent, network_id: &str) -> Vec<String> {
-    let ns = agent
+/// `agent`'s overlay namespace of `network`.
+fn overlay_ns(agent: &Agent, network_id: &str) -> String {
+    agent
         .overlay_namespaces()
         .into_iter()
         .find(|n| n.ends_with(&network_id[..12]))
-        .unwrap_or_else(|| panic!("no overlay namespace for {network_id}"));
+        .unwrap_or_else(|| panic!("no overlay namespace for {network_id}"))
+}
+
+/// The MACs with a remote VTEP in the FDB of `agent`'s only overlay namespace of `network`.
+fn fdb_macs(agent: &Agent, network_id: &str) -> Vec<String> {
+    fdb_entries(agent, network_id)
+        .into_iter()
+        .map(|(mac, _)| mac)
+        .collect()
+}
+
+/// The FDB of `agent`'s overlay namespace of `network`: (MAC, VTEP) of every remote entry.
+fn fdb_entries(agent: &Agent, network_id: &str) -> Vec<(String, String)> {
     let out = Command::new("bridge")
-        .args(["-n", &ns, "fdb", "show"])
+        .args(["-n", &overlay_ns(agent, network_id), "fdb", "show"])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.contains(" dst ") && !l.starts_with("00:00:00:00:00:00"))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|l| !l.starts_with("00:00:00:00:00:00"))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let dst = words.iter().position(|w| *w == "dst")?;
+            Some((words[0].to_owned(), words.get(dst + 1)?.to_string()))
+        })
         .collect()
 }
 
 /// The addresses with a permanent neighbour entry in `agent`'s overlay namespace of
 /// `network`.
 fn neighbours(agent: &Agent, network_id: &str) -> Vec<String> {
-    let ns = agent
-        .overlay_namespaces()
-        .into_iter()
-        .find(|n| n.ends_with(&network_id[..12]))
-        .unwrap_or_else(|| panic!("no overlay namespace for {network_id}"));
     let out = Command::new("ip")
-        .args(["-n", &ns, "neigh", "show", "nud", "permanent"])
+        .args([
+            "-n",
+            &overlay_ns(agent, network_id),
+            "neigh",
+            "show",
+            "nud",
+            "permanent",
+        ])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
@@ -363,28 +381,6 @@ fn a_killed_agent_brings_its_overlay_back_without_leaks() {
     cluster.host(2).ok(&["sandbox", "rm", "-f", "a2"]);
     assert!(cluster.host(2).overlay_namespaces().is_empty());
     assert!(cluster.host(2).namespaces().is_empty());
-}
-
-/// The FDB of `agent`'s overlay namespace of `network`: (MAC, VTEP) of every remote entry.
-fn fdb_entries(agent: &Agent, network_id: &str) -> Vec<(String, String)> {
-    let ns = agent
-        .overlay_namespaces()
-        .into_iter()
-        .find(|n| n.ends_with(&network_id[..12]))
-        .unwrap_or_else(|| panic!("no overlay namespace for {network_id}"));
-    let out = Command::new("bridge")
-        .args(["-n", &ns, "fdb", "show"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with("00:00:00:00:00:00"))
-        .filter_map(|l| {
-            let words: Vec<&str> = l.split_whitespace().collect();
-            let dst = words.iter().position(|w| *w == "dst")?;
-            Some((words[0].to_owned(), words.get(dst + 1)?.to_string()))
-        })
-        .collect()
 }
 
 /// Issue 13 item 8: a host whose underlay address changes (the agent crashes and is

@@ -12,14 +12,16 @@
 //! Run: `cargo bench -p weft-netdb --bench local_write`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{SocketAddr, UdpSocket};
+mod common;
+
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use common::{free_addr, network};
 use weft_keys::{KeyId, Keyring, SymmetricKey};
 use weft_netdb::*;
-use weft_types::NetworkId;
 
 const TABLE: &str = "endpoint_table";
 
@@ -43,17 +45,6 @@ impl Handler<TableEvent> for Stamp {
             self.0.lock().unwrap().push(Instant::now());
         }
     }
-}
-
-fn free_addr() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn network() -> NetworkId {
-    "be".repeat(32).parse().unwrap()
 }
 
 fn key(k: &str) -> TableKey {

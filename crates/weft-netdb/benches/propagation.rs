@@ -24,16 +24,17 @@
 //! WEFT_BENCH_SUSPICION_MS [1000] suspicion window. An empty list ("") skips a phase.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use common::{free_addr, network};
 use weft_keys::{KeyId, Keyring, SymmetricKey};
 use weft_netdb::*;
-use weft_types::NetworkId;
 
 const TABLE: &str = "endpoint_table";
 const LOAD_TABLE: &str = "bench_load_table";
@@ -54,17 +55,6 @@ impl Handler<TableEvent> for Stamp {
             r.entry(msg.key.key).or_default().push(Instant::now());
         }
     }
-}
-
-fn free_addr() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn network() -> NetworkId {
-    "be".repeat(32).parse().unwrap()
 }
 
 #[derive(Clone, Debug)]

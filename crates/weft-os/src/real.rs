@@ -141,6 +141,26 @@ impl RealKernel {
             .map_err(|e| on_panic(io::Error::other(e)))?
     }
 
+    /// For a request made in `ns` that creates the `kind` device `name` (or its peer) in
+    /// `target`: both namespaces' netlink handles, and `target` open, to stay open for the
+    /// whole request (the kernel resolves IFLA_NET_NS_FD while handling it).
+    async fn across(
+        &self,
+        ns: &NsRef,
+        target: &NsRef,
+        kind: &'static str,
+        name: &IfName,
+    ) -> Result<(Arc<NetlinkHandle>, Arc<NetlinkHandle>, File)> {
+        let handles = (self.handle(ns).await?, self.handle(target).await?);
+        let fd = self.target_fd(target).map_err(|e| Error::CreateLink {
+            kind,
+            name: name.clone(),
+            ns: ns.clone(),
+            source: NetlinkError::from_io(&format!("failed to open the {target}"), &e),
+        })?;
+        Ok((handles.0, handles.1, fd))
+    }
+
     fn target_fd(&self, target: &NsRef) -> io::Result<File> {
         match target {
             NsRef::Host => self.host_ns.try_clone(),
@@ -210,22 +230,17 @@ impl LinkOps for RealKernel {
         let Some(peer_ns) = spec.peer_ns.as_ref().filter(|p| *p != ns) else {
             return nl!(self, ns).create_veth(spec).await;
         };
-        let (here_handle, there_handle) = (self.handle(ns).await?, self.handle(peer_ns).await?);
-        let here = Nl {
-            h: here_handle.handle(),
-            ns,
-        };
-        let there = Nl {
-            h: there_handle.handle(),
-            ns: peer_ns,
-        };
-        // Open for the whole request: the kernel resolves IFLA_NET_NS_FD while handling it.
-        let fd = self.target_fd(peer_ns).map_err(|e| Error::CreateLink {
-            kind: "veth",
-            name: spec.name.clone(),
-            ns: ns.clone(),
-            source: NetlinkError::from_io(&format!("failed to open the {peer_ns}"), &e),
-        })?;
+        let (here, there, fd) = self.across(ns, peer_ns, "veth", &spec.name).await?;
+        let (here, there) = (
+            Nl {
+                h: here.handle(),
+                ns,
+            },
+            Nl {
+                h: there.handle(),
+                ns: peer_ns,
+            },
+        );
         here.create_veth_across(spec, &there, &fd).await
     }
 
@@ -237,22 +252,17 @@ impl LinkOps for RealKernel {
         let Some(target) = spec.netns.as_ref().filter(|t| *t != ns) else {
             return nl!(self, ns).create_vxlan(spec, None).await;
         };
-        let (here_handle, there_handle) = (self.handle(ns).await?, self.handle(target).await?);
-        let here = Nl {
-            h: here_handle.handle(),
-            ns,
-        };
-        let there = Nl {
-            h: there_handle.handle(),
-            ns: target,
-        };
-        // Open for the whole request: the kernel resolves IFLA_NET_NS_FD while handling it.
-        let fd = self.target_fd(target).map_err(|e| Error::CreateLink {
-            kind: "vxlan",
-            name: spec.name.clone(),
-            ns: ns.clone(),
-            source: NetlinkError::from_io(&format!("failed to open the {target}"), &e),
-        })?;
+        let (here, there, fd) = self.across(ns, target, "vxlan", &spec.name).await?;
+        let (here, there) = (
+            Nl {
+                h: here.handle(),
+                ns,
+            },
+            Nl {
+                h: there.handle(),
+                ns: target,
+            },
+        );
         here.create_vxlan(spec, Some((&there, &fd))).await
     }
 
