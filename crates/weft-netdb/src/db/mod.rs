@@ -52,10 +52,10 @@ const PUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
 /// How many live peers a push goes to at most (in turn, when there are more): the rest
 /// hear of the write from them or from the next gossip rounds.
 const PUSH_FANOUT: usize = 16;
-/// How long after gossip brought another node's change the view is rebuilt: soon, yet at
-/// most about once per this interval while changes stream in (a rebuild costs
-/// O(entries)).
-const NUDGE_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+/// How long after gossip brought another node's change the view is refreshed: soon, yet
+/// at most about once per this interval while changes stream in. A refresh costs what
+/// changed (it cost O(entries) when this was 10 ms).
+const NUDGE_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Gossip brought a change of another node's entries (chitchat's key-change listener).
 #[derive(Message)]
