@@ -25,6 +25,28 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 x() { ip -n "$P$1" "${@:2}"; }
+# bridged L VNI NET I [netfilter-off]: host I's part of layout A (or C) under the letter L:
+# vxlan VNI made in the host and moved into namespace ov<L><I>, a bridge there, a veth into
+# sandbox sb<L><I> with 198.19.NET.I and MAC 02:00:00:00:0<L>:0<I>.
+bridged() {
+    local l=$1 vni=$2 net=$3 i=$4
+    ip netns add ${P}ov$l$i
+    ip netns add ${P}sb$l$i
+    if [ "${5:-}" = netfilter-off ]; then
+        for f in iptables ip6tables arptables; do
+            ip netns exec ${P}ov$l$i sysctl -qw net.bridge.bridge-nf-call-$f=0
+        done
+    fi
+    x h$i link add vx$l type vxlan id "$vni" dstport 4789 local 198.18.9.$i nolearning proxy
+    x h$i link set vx$l netns ${P}ov$l$i
+    x ov$l$i link add br0 type bridge
+    x ov$l$i link set vx$l master br0 mtu 1450 up
+    x ov$l$i link set br0 mtu 1450 up
+    x ov$l$i link add ve type veth peer name eth0 netns ${P}sb$l$i
+    x ov$l$i link set ve master br0 mtu 1450 up
+    x sb$l$i link set eth0 address 02:00:00:00:0$l:0$i mtu 1450 up
+    x sb$l$i addr add 198.19.$net.$i/24 dev eth0
+}
 ip netns add ${P}ul
 x ul link add ul0 type bridge
 x ul link set ul0 up
@@ -35,33 +57,8 @@ for i in 1 2; do
     x h$i addr add 198.18.9.$i/24 dev eth0
     x h$i link set eth0 up
     x h$i link set lo up
-    # A: veth + bridge
-    ip netns add ${P}ova$i
-    ip netns add ${P}sba$i
-    x h$i link add vxa type vxlan id 501 dstport 4789 local 198.18.9.$i nolearning proxy
-    x h$i link set vxa netns ${P}ova$i
-    x ova$i link add br0 type bridge
-    x ova$i link set vxa master br0 mtu 1450 up
-    x ova$i link set br0 mtu 1450 up
-    x ova$i link add ve type veth peer name eth0 netns ${P}sba$i
-    x ova$i link set ve master br0 mtu 1450 up
-    x sba$i link set eth0 address 02:00:00:00:0a:0$i mtu 1450 up
-    x sba$i addr add 198.19.90.$i/24 dev eth0
-    # C: A, with br_netfilter off in the network namespace
-    ip netns add ${P}ovc$i
-    ip netns add ${P}sbc$i
-    for f in iptables ip6tables arptables; do
-        ip netns exec ${P}ovc$i sysctl -qw net.bridge.bridge-nf-call-$f=0
-    done
-    x h$i link add vxc type vxlan id 503 dstport 4789 local 198.18.9.$i nolearning proxy
-    x h$i link set vxc netns ${P}ovc$i
-    x ovc$i link add br0 type bridge
-    x ovc$i link set vxc master br0 mtu 1450 up
-    x ovc$i link set br0 mtu 1450 up
-    x ovc$i link add ve type veth peer name eth0 netns ${P}sbc$i
-    x ovc$i link set ve master br0 mtu 1450 up
-    x sbc$i link set eth0 address 02:00:00:00:0c:0$i mtu 1450 up
-    x sbc$i addr add 198.19.92.$i/24 dev eth0
+    bridged a 501 90 "$i"
+    bridged c 503 92 "$i" netfilter-off
     # B: macvlan on the vxlan
     ip netns add ${P}ovb$i
     ip netns add ${P}sbb$i
