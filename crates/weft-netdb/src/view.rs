@@ -160,20 +160,6 @@ pub fn membership(
     (members, shown)
 }
 
-/// Builds the view and the member list from scratch (what [`Tables`] keeps up to date).
-pub fn materialise(nodes: &[NodeInput<'_>], window: Duration) -> (View, Vec<Member>) {
-    let (members, shown) = membership(nodes, window);
-    let mut tables = Tables::default();
-    let mut batch = tables.batch();
-    for node in nodes {
-        if shown.get(&node.id.node_id) == Some(node.id) {
-            batch.show(&node.id.node_id, node.content);
-        }
-    }
-    batch.finish();
-    (tables.view, members)
-}
-
 fn member(node: &NodeInput<'_>, status: MemberStatus) -> Member {
     let (key_ids, primary_key) = match &node.content.keys {
         Some((ids, primary)) => (ids.clone(), Some(*primary)),

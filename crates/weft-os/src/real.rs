@@ -144,21 +144,25 @@ impl RealKernel {
     /// For a request made in `ns` that creates the `kind` device `name` (or its peer) in
     /// `target`: both namespaces' netlink handles, and `target` open, to stay open for the
     /// whole request (the kernel resolves IFLA_NET_NS_FD while handling it).
-    async fn across(
+    async fn across<'a>(
         &self,
-        ns: &NsRef,
-        target: &NsRef,
+        ns: &'a NsRef,
+        target: &'a NsRef,
         kind: &'static str,
         name: &IfName,
-    ) -> Result<(Arc<NetlinkHandle>, Arc<NetlinkHandle>, File)> {
-        let handles = (self.handle(ns).await?, self.handle(target).await?);
+    ) -> Result<Across<'a>> {
+        let (here, there) = (self.handle(ns).await?, self.handle(target).await?);
         let fd = self.target_fd(target).map_err(|e| Error::CreateLink {
             kind,
             name: name.clone(),
             ns: ns.clone(),
             source: NetlinkError::from_io(&format!("failed to open the {target}"), &e),
         })?;
-        Ok((handles.0, handles.1, fd))
+        Ok(Across {
+            here: (here, ns),
+            there: (there, target),
+            fd,
+        })
     }
 
     fn target_fd(&self, target: &NsRef) -> io::Result<File> {
@@ -166,6 +170,24 @@ impl RealKernel {
             NsRef::Host => self.host_ns.try_clone(),
             NsRef::Named(name) => File::open(self.dir.path(name)),
         }
+    }
+}
+
+/// What a request made in one namespace needs to create a device in another: both
+/// namespaces' handles, and the target open as a descriptor.
+struct Across<'a> {
+    here: (Arc<NetlinkHandle>, &'a NsRef),
+    there: (Arc<NetlinkHandle>, &'a NsRef),
+    fd: File,
+}
+
+impl Across<'_> {
+    /// Netlink in the requester's namespace, and in the target.
+    fn nl(&self) -> (Nl<'_>, Nl<'_>) {
+        fn nl<'b>((h, ns): &'b (Arc<NetlinkHandle>, &NsRef)) -> Nl<'b> {
+            Nl { h: h.handle(), ns }
+        }
+        (nl(&self.here), nl(&self.there))
     }
 }
 
@@ -230,18 +252,9 @@ impl LinkOps for RealKernel {
         let Some(peer_ns) = spec.peer_ns.as_ref().filter(|p| *p != ns) else {
             return nl!(self, ns).create_veth(spec).await;
         };
-        let (here, there, fd) = self.across(ns, peer_ns, "veth", &spec.name).await?;
-        let (here, there) = (
-            Nl {
-                h: here.handle(),
-                ns,
-            },
-            Nl {
-                h: there.handle(),
-                ns: peer_ns,
-            },
-        );
-        here.create_veth_across(spec, &there, &fd).await
+        let across = self.across(ns, peer_ns, "veth", &spec.name).await?;
+        let (here, there) = across.nl();
+        here.create_veth_across(spec, &there, &across.fd).await
     }
 
     async fn create_bridge(&self, ns: &NsRef, spec: &BridgeSpec) -> Result<()> {
@@ -252,18 +265,9 @@ impl LinkOps for RealKernel {
         let Some(target) = spec.netns.as_ref().filter(|t| *t != ns) else {
             return nl!(self, ns).create_vxlan(spec, None).await;
         };
-        let (here, there, fd) = self.across(ns, target, "vxlan", &spec.name).await?;
-        let (here, there) = (
-            Nl {
-                h: here.handle(),
-                ns,
-            },
-            Nl {
-                h: there.handle(),
-                ns: target,
-            },
-        );
-        here.create_vxlan(spec, Some((&there, &fd))).await
+        let across = self.across(ns, target, "vxlan", &spec.name).await?;
+        let (here, there) = across.nl();
+        here.create_vxlan(spec, Some((&there, &across.fd))).await
     }
 
     async fn set_link_up(&self, ns: &NsRef, name: &IfName) -> Result<()> {

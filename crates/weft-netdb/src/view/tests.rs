@@ -41,6 +41,20 @@ fn dead(secs: u64) -> Liveness {
     Liveness::DeadFor(Duration::from_secs(secs))
 }
 
+/// Builds the view and the member list from scratch (what [`Tables`] keeps up to date).
+fn materialise(nodes: &[NodeInput<'_>], window: Duration) -> (View, Vec<Member>) {
+    let (members, shown) = membership(nodes, window);
+    let mut tables = Tables::default();
+    let mut batch = tables.batch();
+    for node in nodes {
+        if shown.get(&node.id.node_id) == Some(node.id) {
+            batch.show(&node.id.node_id, node.content);
+        }
+    }
+    batch.finish();
+    (tables.view, members)
+}
+
 fn view_of(inputs: &[(ChitchatId, Liveness, NodeContent)]) -> (View, Vec<Member>) {
     let nodes: Vec<NodeInput<'_>> = inputs
         .iter()
